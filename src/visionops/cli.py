@@ -1,0 +1,358 @@
+"""`visionops`: the command line over the same functions the notebooks and pipeline steps call.
+
+Every command exits 0 on success and non-zero with a one-line reason on failure; `--debug`
+(anywhere on the line) shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from visionops.errors import DataValidationError, VisionOpsError
+from visionops.settings import Settings, get_settings
+
+console = Console()
+err_console = Console(stderr=True)
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="VisionOps: the object-detection lifecycle (data, training, evaluation, registry) from the command line.",
+)
+data_app = typer.Typer(
+    no_args_is_help=True, help="Generate, import, validate, register, export and describe data sets."
+)
+app.add_typer(data_app, name="data")
+
+ProfileOpt = Annotated[
+    str, typer.Option("--profile", "-p", help="Run profile: smoke (CI), quick (laptop), full (GPU).")
+]
+BackendOpt = Annotated[str | None, typer.Option(help="Backend: local or azure (default: VISIONOPS_BACKEND or local).")]
+FormatOpt = Annotated[str, typer.Option("--format", "-f", help="yolo, coco, voc or automl.")]
+
+
+def _settings(backend: str | None = None, **overrides: Any) -> Settings:
+    return get_settings(backend=backend, **overrides)
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback when a command fails.")] = False,
+) -> None:
+    """Run `visionops COMMAND --help` for the options of each command."""
+
+
+# --- data --------------------------------------------------------------------------------------
+@data_app.command("generate")
+def data_generate(
+    profile: ProfileOpt = "quick",
+    out: Annotated[Path | None, typer.Option(help="Target folder (default: data/work/<name>-<profile>).")] = None,
+    n_train: Annotated[int | None, typer.Option(help="Training images (default: the profile's).")] = None,
+    n_val: Annotated[int | None, typer.Option(help="Validation images.")] = None,
+    n_test: Annotated[int | None, typer.Option(help="Test images.")] = None,
+    image_size: Annotated[int | None, typer.Option(help="Image side in pixels.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed (same seed, same bytes, same version).")] = None,
+) -> None:
+    """Generate the synthetic shapes data set (deterministic by seed) with its manifest."""
+    from visionops.data.dataset import generate_synthetic
+    from visionops.profiles import get_profile
+
+    s = _settings(seed=seed)
+    spec = get_profile(profile, n_train=n_train, n_val=n_val, n_test=n_test, image_size=image_size).data
+    spec = spec.model_copy(update={"seed": s.seed})
+    target = out or s.data_dir / "work" / f"{s.dataset_name}-{profile}"
+    generate_synthetic(spec, target, s.dataset_name)
+    console.print(f"generated {spec.n_train}/{spec.n_val}/{spec.n_test} images (train/val/test) in {target}")
+
+
+@data_app.command("import")
+def data_import(
+    source: Annotated[Path, typer.Argument(help="YOLO folder, COCO JSON, VOC folder or AutoML JSONL.")],
+    fmt: FormatOpt = "yolo",
+    images: Annotated[Path | None, typer.Option(help="COCO/AutoML image folder (default: beside the file).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Target folder (default: data/work/<name>-import).")] = None,
+    name: Annotated[str | None, typer.Option(help="Data set name (default: VISIONOPS_DATASET_NAME).")] = None,
+) -> None:
+    """Import a data set into the VisionOps layout (train/val/test, data.yaml, manifest.json)."""
+    from visionops.data.dataset import import_dataset
+
+    s = _settings()
+    if not source.exists():
+        raise VisionOpsError(f"{source} does not exist; pass the path of the data set to import")
+    dataset_name = name or s.dataset_name
+    target = out or s.data_dir / "work" / f"{dataset_name}-import"
+    import_dataset(source, target, dataset_name, fmt, images_dir=images)  # type: ignore[arg-type]
+    console.print(f"imported {source} ({fmt}) into {target}; next: visionops data validate {target}")
+
+
+@data_app.command("validate")
+def data_validate(
+    path: Annotated[Path, typer.Argument(help="Data set folder.")],
+    report: Annotated[Path | None, typer.Option(help="Also write the full report as JSON here.")] = None,
+) -> None:
+    """Check every image and label; lists all problems (file, line, fix) and fails if there are any."""
+    from visionops.data.validation import validate
+
+    r = validate(path)
+    if report:
+        report.write_text(json.dumps(r.to_dict(), indent=2))
+    if r.ok:
+        console.print(r.summary())
+        return
+    err_console.print(r.summary(limit=50), highlight=False)
+    raise DataValidationError(f"{len(r.problems)} problem(s) in {path}", report=r)
+
+
+@data_app.command("register")
+def data_register(
+    path: Annotated[Path, typer.Argument(help="Data set folder (validated first).")],
+    name: Annotated[str | None, typer.Option(help="Name (default: VISIONOPS_DATASET_NAME).")] = None,
+    backend: BackendOpt = None,
+) -> None:
+    """Validate, version by content hash and register (same content, same version)."""
+    from visionops.workspace import get_workspace
+
+    ref = get_workspace(_settings(backend)).register_dataset(path, name)
+    console.print(f"registered {ref.name}:{ref.version} at {ref.path}")
+
+
+@data_app.command("list")
+def data_list(backend: BackendOpt = None) -> None:
+    """List registered data sets: name, version, counts, created."""
+    from visionops.workspace import get_workspace
+
+    table = Table("name", "version", "train", "val", "test", "created", "path")
+    for r in get_workspace(_settings(backend)).list_datasets():
+        c = r.counts
+        table.add_row(r.name, r.version, *(str(c.get(s, {}).get("images", 0)) for s in ("train", "val", "test")),
+                      r.created, r.path)
+    console.print(table)
+
+
+@data_app.command("export")
+def data_export(
+    path: Annotated[Path, typer.Argument(help="Data set folder.")],
+    fmt: FormatOpt = "automl",
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: <path>/export/<format>).")] = None,
+    image_url_prefix: Annotated[str | None, typer.Option(help="AutoML: prefix for image_url (azureml://...).")] = None,
+) -> None:
+    """Export to COCO JSON, Pascal VOC or Azure ML AutoML-for-Images JSONL + MLTable."""
+    from visionops.data import formats
+
+    target = out or Path(path) / "export" / fmt
+    if fmt == "coco":
+        written = formats.export_coco(path, target)
+    elif fmt == "voc":
+        written = {"voc": formats.export_voc(path, target)}
+    elif fmt == "automl":
+        written = formats.export_automl(path, target, image_url_prefix=image_url_prefix)
+    else:
+        raise VisionOpsError(f"cannot export to {fmt!r}; choose coco, voc or automl")
+    for key, p in written.items():
+        console.print(f"{key}: {p}")
+
+
+@data_app.command("stats")
+def data_stats(
+    path: Annotated[Path, typer.Argument(help="Data set folder.")],
+    plots: Annotated[Path | None, typer.Option(help="Write the plots (PNG) into this folder.")] = None,
+) -> None:
+    """Images and boxes per split and class, box sizes; optionally the plots."""
+    from visionops.data import plots as dplots
+    from visionops.data import stats
+
+    console.print(stats.counts_table(path).to_string())
+    console.print(json.dumps(stats.summary(path), indent=2))
+    if plots:
+        plots.mkdir(parents=True, exist_ok=True)
+        dplots.plot_class_counts(path, save=plots / "class_counts.png")
+        dplots.plot_box_sizes(path, save=plots / "box_sizes.png")
+        dplots.plot_samples(path, save=plots / "samples.png")
+        console.print(f"plots written to {plots}")
+
+
+# --- model lifecycle -------------------------------------------------------------------------
+def _dataset(s: Settings, dataset: str | None):
+    from visionops.workspace import get_workspace
+
+    name, _, version = (dataset or s.dataset_name).partition(":")
+    return get_workspace(s).get_dataset(name, version or None)
+
+
+@app.command("train")
+def train_cmd(
+    profile: ProfileOpt = "quick",
+    dataset: Annotated[str | None, typer.Option(help="name[:version] in the catalog (default: latest).")] = None,
+    out: Annotated[Path, typer.Option(help="Output folder (weights/best.pt, train_result.json).")] = Path(
+        "outputs/cli/train"
+    ),
+    epochs: Annotated[int | None, typer.Option(help="Override the profile's epochs.")] = None,
+    imgsz: Annotated[int | None, typer.Option(help="Override the profile's image size.")] = None,
+    batch: Annotated[int | None, typer.Option(help="Override the profile's batch size.")] = None,
+    weights: Annotated[Path | None, typer.Option(help="Start from pretrained .pt weights on disk.")] = None,
+) -> None:
+    """Train a YOLO detector on a registered data set, tracked in MLflow."""
+    from visionops.pipeline.steps import train_step
+
+    s = _settings()
+    ref = _dataset(s, dataset)
+    knobs = {"epochs": epochs, "imgsz": imgsz, "batch": batch, "weights": str(weights) if weights else None}
+    result = train_step(Path(ref.path), out, s, profile=profile, knobs=knobs)
+    console.print(f"trained in {result.duration_s:.0f}s: {json.dumps(result.metrics)}")
+    console.print(f"MLflow run {result.run_id}; weights {result.weights}")
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    model: Annotated[Path, typer.Option(help="Output folder of `visionops train`.")] = Path("outputs/cli/train"),
+    profile: ProfileOpt = "quick",
+    dataset: Annotated[str | None, typer.Option(help="name[:version] (default: the one the model trained on).")] = None,
+    out: Annotated[Path, typer.Option(help="Output folder (decision.json, plots).")] = Path("outputs/cli/evaluate"),
+    metric: Annotated[str | None, typer.Option(help="Decision metric (default: the profile's, map50_95).")] = None,
+    direction: Annotated[str | None, typer.Option(help="maximize or minimize.")] = None,
+    min_gain: Annotated[float | None, typer.Option(help="Smallest improvement that promotes.")] = None,
+    floor: Annotated[float | None, typer.Option(help="What the first model must reach.")] = None,
+) -> None:
+    """Score the model and the champion on the frozen test split and decide (writes decision.json)."""
+    from visionops.pipeline.steps import TRAIN_JSON, evaluate_step
+    from visionops.profiles import get_profile
+    from visionops.training import TrainResult
+
+    s = _settings()
+    train_json = model / TRAIN_JSON
+    if not train_json.is_file():
+        raise VisionOpsError(f"{train_json} not found; run `visionops train --out {model}` first")
+    trained = TrainResult.model_validate_json(train_json.read_text())
+    ref = _dataset(s, dataset or f"{trained.dataset_name}:{trained.dataset_version}")
+    rule = get_profile(profile, metric=metric, direction=direction, min_gain=min_gain, floor=floor).decision
+    outcome = evaluate_step(model, Path(ref.path), out, s, rule=rule)
+    console.print(f"decision: {outcome.decision.outcome.upper()}: {outcome.decision.reason}")
+    console.print(f"written: {outcome.decision_path}")
+
+
+@app.command("register")
+def register_cmd(
+    model: Annotated[Path, typer.Option(help="Output folder of `visionops train`.")] = Path("outputs/cli/train"),
+    evaluation: Annotated[Path, typer.Option(help="Output folder of `visionops evaluate`.")] = Path(
+        "outputs/cli/evaluate"
+    ),
+    out: Annotated[Path, typer.Option(help="Output folder (registration.json).")] = Path("outputs/cli/register"),
+) -> None:
+    """Register the model when its decision says promote; exits non-zero and registers nothing otherwise."""
+    from visionops.pipeline.steps import register_step
+
+    result = register_step(model, evaluation, out, _settings())
+    if not result.registered:
+        raise VisionOpsError(f"not registered: {result.reason}")
+    console.print(f"registered {result.model_name} version {result.version} (production)")
+
+
+@app.command("models")
+def models_cmd() -> None:
+    """List registered model versions with their metrics; the production one is marked."""
+    from visionops import registry
+
+    s = _settings()
+    table = Table("version", "stage", "map50_95", "dataset", "train run")
+    for r in registry.list_versions(s):
+        m = r.metric("map50_95")
+        table.add_row(r.version, r.tags.get("stage", ""), f"{m:.4f}" if m is not None else "-",
+                      f"{r.tags.get('dataset.name', '')}:{r.tags.get('dataset.version', '')}",
+                      r.tags.get("train.run_id", ""))
+    console.print(f"model {s.model_name!r} in {s.tracking_uri}")
+    console.print(table)
+
+
+@app.command("run")
+def run_cmd(
+    profile: ProfileOpt = "quick",
+    source: Annotated[Path | None, typer.Option(help="Import this data set instead of generating one.")] = None,
+    fmt: FormatOpt = "yolo",
+    images: Annotated[Path | None, typer.Option(help="Image folder for a COCO/AutoML source.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Override the profile's epochs.")] = None,
+) -> None:
+    """The whole local lifecycle: data -> validate -> train -> evaluate -> decide -> register."""
+    from visionops.lifecycle import run_lifecycle
+
+    s = _settings()
+    result = run_lifecycle(
+        s, profile, source=source, fmt=fmt, images_dir=images,  # type: ignore[arg-type]
+        knobs={"epochs": epochs},
+        on_step=lambda step, msg: console.print(f"[bold cyan]{step:>13}[/] {msg}"),
+    )
+    _print_summary(s, result)
+
+
+def _print_summary(s: Settings, result) -> None:
+    ev = result.evaluation
+    reg = result.registration
+    console.rule("VisionOps lifecycle")
+    console.print(f"profile        {result.profile} ({result.duration_s:.0f}s: {result.timings_s})")
+    console.print(f"data set       {result.dataset.name}:{result.dataset.version}")
+    console.print(f"test metrics   {json.dumps({k: round(v, 4) for k, v in ev['challenger'].items()})}")
+    champ = ev["champion"]
+    champ_text = "none yet" if champ is None else f"v{ev['champion_version']} {json.dumps(champ)}"
+    console.print(f"champion       {champ_text}")
+    console.print(f"decision       {ev['decision'].upper()}: {ev['reason']}")
+    if reg.registered:
+        console.print(f"registered     {reg.model_name} version {reg.version} (production)")
+    else:
+        console.print("registered     nothing (the decision was not promote)")
+    console.print(f"details        {result.run_dir / 'summary.json'}")
+    console.print(f"MLflow UI      .venv/bin/mlflow ui --backend-store-uri {s.tracking_uri}  (or: make mlflow-ui)")
+
+
+@app.command("info")
+def info_cmd() -> None:
+    """Versions, hardware and the settings in effect (as notebook 00 shows them)."""
+    from visionops.environment import describe
+
+    console.print_json(json.dumps(describe(_settings()), default=str))
+
+
+# --- entry point ---------------------------------------------------------------------------
+def run_app(application: typer.Typer) -> None:
+    """Run a typer app with our error contract: one line and exit 1 for user errors, 2 for bugs."""
+    debug = "--debug" in sys.argv[1:]
+    command = typer.main.get_command(application)
+    args = [a for a in sys.argv[1:] if a != "--debug"]  # accepted anywhere on the line
+    try:
+        command.main(args=args, prog_name=Path(sys.argv[0]).name, standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except VisionOpsError as exc:
+        if debug:
+            raise
+        err_console.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(1)
+    except Exception as exc:  # a bug or an unexpected environment problem
+        if debug:
+            raise
+        err_console.print(
+            f"[red]error:[/] unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+            highlight=False,
+        )
+        sys.exit(2)
+
+
+def main() -> None:
+    run_app(app)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""The local data set catalog: immutable, content-versioned copies under `data/catalog/`.
+
+Registering copies the data set into `data/catalog/<name>/<version>/` so a version can never
+change after a model was trained or scored on it (the frozen test split the champion/challenger
+decision relies on). The index `data/catalog/catalog.json` lists name, version, path, counts
+and created time. Azure ML data assets play the same role on the azure backend.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from visionops.data.layout import DATA_YAML
+from visionops.data.manifest import build_manifest, write_manifest
+from visionops.data.validation import ValidationReport, validate
+from visionops.errors import DatasetNotFoundError
+
+INDEX = "catalog.json"
+
+
+class DatasetRef(BaseModel):
+    """A registered data set version, as every backend describes it."""
+
+    name: str
+    version: str
+    path: str  # local folder, or an azureml:// URI on the azure backend
+    created: str
+    counts: dict[str, dict[str, int]]
+    classes: list[str]
+    backend: str = "local"
+
+    @property
+    def data_yaml(self) -> Path:
+        return Path(self.path) / DATA_YAML
+
+    @property
+    def uri(self) -> str:
+        return f"{self.backend}:{self.name}:{self.version}"
+
+
+class LocalDatasetCatalog:
+    """Register, look up and list data set versions on this machine."""
+
+    def __init__(self, catalog_dir: Path):
+        self.dir = Path(catalog_dir)
+
+    # --- index -----------------------------------------------------------------------------
+    @property
+    def index_path(self) -> Path:
+        return self.dir / INDEX
+
+    def _read(self) -> list[dict[str, Any]]:
+        if not self.index_path.is_file():
+            return []
+        return json.loads(self.index_path.read_text())
+
+    def _write(self, entries: list[dict[str, Any]]) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.index_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(entries, indent=2))
+        tmp.replace(self.index_path)  # atomic: a crash never leaves half an index
+
+    # --- API -------------------------------------------------------------------------------
+    def register(self, path: Path, name: str, source: dict[str, Any] | None = None) -> DatasetRef:
+        """Validate, version by content and copy in; the same content returns the existing version.
+
+        Raises DataValidationError (with the full report) and registers nothing when the data
+        set has problems.
+        """
+        path = Path(path).resolve()
+        report: ValidationReport = validate(path)
+        report.raise_if_failed()
+        manifest = build_manifest(path, name, source)
+        target = self.dir / name / manifest.version
+        for entry in self._read():
+            if entry["name"] == name and entry["version"] == manifest.version and target.is_dir():
+                return DatasetRef(**entry)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if not target.is_dir():
+            staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=self.dir))
+            try:
+                for sub in ("images", "labels"):
+                    shutil.copytree(path / sub, staging / sub, ignore=shutil.ignore_patterns("*.cache"))
+                shutil.copy2(path / DATA_YAML, staging / DATA_YAML)
+                write_manifest(staging, manifest)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                staging.rename(target)  # appears complete or not at all
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+        ref = DatasetRef(
+            name=name,
+            version=manifest.version,
+            path=str(target),
+            created=datetime.now(UTC).isoformat(timespec="seconds"),
+            counts={s: {"images": c.images, "boxes": c.boxes} for s, c in manifest.splits.items()},
+            classes=manifest.classes,
+        )
+        entries = [e for e in self._read() if not (e["name"] == name and e["version"] == manifest.version)]
+        entries.append(ref.model_dump())
+        self._write(entries)
+        return ref
+
+    def list(self, name: str | None = None) -> list[DatasetRef]:
+        refs = [DatasetRef(**e) for e in self._read() if name is None or e["name"] == name]
+        return sorted(refs, key=lambda r: (r.name, r.created))
+
+    def get(self, name: str, version: str | None = None) -> DatasetRef:
+        """A version, or the most recently registered one when version is None or 'latest'."""
+        refs = self.list(name)
+        if not refs:
+            known = sorted({r.name for r in self.list()})
+            raise DatasetNotFoundError(
+                f"no data set named {name!r} in {self.index_path} (known: {known or 'none'}); "
+                "register one with `visionops data register`"
+            )
+        if version in (None, "latest"):
+            return refs[-1]
+        for r in refs:
+            if r.version == version:
+                return r
+        raise DatasetNotFoundError(
+            f"data set {name!r} has no version {version!r} (versions: {[r.version for r in refs]})"
+        )
+
+
+def write_local_manifest(path: Path, name: str, source: dict[str, Any] | None = None) -> None:
+    """Manifest for a working copy (before registration), e.g. right after generation."""
+    write_manifest(path, build_manifest(path, name, source))

@@ -1,0 +1,229 @@
+"""Check a data set in the on-disk layout and report every problem before anything is registered.
+
+A reviewer should be able to fix a broken data set from one report, so the checks never stop
+at the first problem: each names the file (and line) and says what to do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from visionops.data.layout import (
+    DATA_YAML,
+    IMAGE_SUFFIXES,
+    SPLITS,
+    image_dir,
+    iter_images,
+    label_dir,
+    parse_label_line,
+    read_class_names,
+)
+from visionops.errors import DataValidationError
+
+_EPS = 1e-6  # float slack for boxes that touch the border
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the data set: where, what, and how to fix it."""
+
+    code: str
+    path: str
+    message: str
+    fix: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        return f"{where}: {self.message} -> {self.fix}"
+
+
+@dataclass
+class ValidationReport:
+    root: Path
+    problems: list[Problem] = field(default_factory=list)
+    images_checked: int = 0
+    labels_checked: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def codes(self) -> set[str]:
+        return {p.code for p in self.problems}
+
+    def summary(self, limit: int = 20) -> str:
+        if self.ok:
+            return f"{self.root}: OK ({self.images_checked} images, {self.labels_checked} label files)"
+        lines = [f"{self.root}: {len(self.problems)} problem(s) found; nothing was registered."]
+        lines += [f"  - {p}" for p in self.problems[:limit]]
+        if len(self.problems) > limit:
+            lines.append(f"  ... and {len(self.problems) - limit} more (see the full report)")
+        return "\n".join(lines)
+
+    def raise_if_failed(self) -> ValidationReport:
+        if not self.ok:
+            first = self.problems[0]
+            raise DataValidationError(
+                f"data set {self.root} has {len(self.problems)} problem(s), first: {first}", report=self
+            )
+        return self
+
+    def to_dict(self) -> dict:
+        return {
+            "root": str(self.root),
+            "ok": self.ok,
+            "images_checked": self.images_checked,
+            "labels_checked": self.labels_checked,
+            "problems": [p.__dict__ for p in self.problems],
+        }
+
+
+def _rel(root: Path, p: Path) -> str:
+    try:
+        return p.relative_to(root).as_posix()
+    except ValueError:
+        return str(p)
+
+
+def _check_image(path: Path) -> str | None:
+    """None when the image decodes fully; else the reason. verify() alone misses truncated files."""
+    try:
+        with Image.open(path) as im:
+            im.verify()
+        with Image.open(path) as im:
+            im.load()
+            if im.width < 2 or im.height < 2:
+                return f"image is {im.width}x{im.height} pixels, too small to hold an object"
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        return f"cannot be decoded as an image ({type(exc).__name__}: {exc})"
+    return None
+
+
+def _check_label_file(root: Path, path: Path, n_classes: int, names: list[str]) -> list[Problem]:
+    rel = _rel(root, path)
+    problems: list[Problem] = []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return [Problem("unreadable_label", rel, f"cannot be read ({exc})", "rewrite it as UTF-8 text")]
+    for no, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            box = parse_label_line(raw)
+        except ValueError as exc:
+            problems.append(
+                Problem(
+                    "malformed_line", rel, f"{exc}: {raw.strip()!r}",
+                    "write one box per line as 'class cx cy w h' with coordinates normalised to 0..1", no,
+                )
+            )
+            continue
+        if not 0 <= box.cls < n_classes:
+            problems.append(
+                Problem(
+                    "class_out_of_range", rel,
+                    f"class id {box.cls} is not one of the {n_classes} classes in {DATA_YAML} (0..{n_classes - 1})",
+                    f"use an id from {DATA_YAML} ({', '.join(f'{i}={n}' for i, n in enumerate(names))}) "
+                    "or add the class there",
+                    no,
+                )
+            )
+        if box.w <= 0 or box.h <= 0:
+            problems.append(
+                Problem(
+                    "zero_area_box", rel, f"box has zero or negative size (w={box.w:g}, h={box.h:g})",
+                    "remove the line or give the box a positive width and height", no,
+                )
+            )
+            continue
+        x0, y0, x1, y1 = box.corners()
+        coords_ok = all(-_EPS <= v <= 1 + _EPS for v in (box.cx, box.cy, box.w, box.h))
+        if not coords_ok or x0 < -_EPS or y0 < -_EPS or x1 > 1 + _EPS or y1 > 1 + _EPS:
+            problems.append(
+                Problem(
+                    "box_outside_image", rel,
+                    f"box reaches outside the image (corners {x0:.3f},{y0:.3f} to {x1:.3f},{y1:.3f}; must be in 0..1)",
+                    "clip the box to the image, or check that coordinates are normalised by the image size", no,
+                )
+            )
+    return problems
+
+
+def validate(root: Path, splits: tuple[str, ...] = SPLITS) -> ValidationReport:
+    """Every problem of the data set at `root`; `report.raise_if_failed()` turns them into an error."""
+    root = Path(root).resolve()
+    report = ValidationReport(root)
+    add = report.problems.append
+    if not root.is_dir():
+        add(Problem("missing_dataset", str(root), "folder does not exist", "generate or import a data set first"))
+        return report
+    try:
+        names = read_class_names(root)
+        if not names:
+            raise ValueError("no class names")
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        add(Problem("bad_data_yaml", DATA_YAML, str(exc), f"write a {DATA_YAML} with 'names:' listing the classes"))
+        names = []
+    seen_content: dict[str, tuple[str, str]] = {}
+    by_split_dupes: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for split in splits:
+        images = list(iter_images(root, split))
+        if not images:
+            add(
+                Problem(
+                    "empty_split", _rel(root, image_dir(root, split)),
+                    f"split '{split}' has no images", f"put at least one image (and its label file) in images/{split}",
+                )
+            )
+        stems = set()
+        for img in images:
+            stems.add(img.stem)
+            report.images_checked += 1
+            rel = _rel(root, img)
+            if reason := _check_image(img):
+                add(Problem("corrupt_image", rel, reason, "replace the file with a readable JPEG/PNG or delete it"))
+            else:
+                digest = hashlib.sha256(img.read_bytes()).hexdigest()
+                if digest in seen_content and seen_content[digest][0] != split:
+                    by_split_dupes[(digest, seen_content[digest][1])].append(rel)
+                else:
+                    seen_content.setdefault(digest, (split, rel))
+            label = label_dir(root, split) / f"{img.stem}.txt"
+            if not label.exists():
+                add(
+                    Problem(
+                        "missing_label", rel, f"no label file {_rel(root, label)}",
+                        "add the label file; for an image with no objects create an empty .txt",
+                    )
+                )
+        ldir = label_dir(root, split)
+        if ldir.is_dir():
+            for label in sorted(ldir.glob("*.txt")):
+                report.labels_checked += 1
+                if label.stem not in stems:
+                    add(
+                        Problem(
+                            "orphan_label", _rel(root, label),
+                            f"label has no image images/{split}/{label.stem}.* "
+                            f"(looked for {', '.join(IMAGE_SUFFIXES)})",
+                            "add the image or delete the label file",
+                        )
+                    )
+                elif names:
+                    report.problems.extend(_check_label_file(root, label, len(names), names))
+    for (_, first), others in sorted(by_split_dupes.items(), key=lambda kv: kv[0][1]):
+        for other in others:
+            add(
+                Problem(
+                    "duplicate_across_splits", other, f"same image content as {first} in another split",
+                    "keep each image in one split only, or the test score measures memory, not skill",
+                )
+            )
+    return report

@@ -1,0 +1,131 @@
+"""Champion/challenger: score both models on the same frozen test split, decide, record.
+
+The champion's stored metrics are never trusted: they may come from another data set version
+or another evaluation code. It is re-scored here on exactly the split the challenger sees.
+The decision (with both numbers) goes to a JSON file and to an MLflow evaluation run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from visionops import registry
+from visionops.data.catalog import DatasetRef
+from visionops.evaluation.decision import Decision, DecisionRule, decide
+from visionops.evaluation.metrics import EvalResult, score
+from visionops.settings import Settings
+from visionops.tracking import configure_mlflow, git_commit
+
+DECISION_FILE = "decision.json"
+
+
+class EvaluationOutcome(BaseModel):
+    challenger: EvalResult
+    champion: EvalResult | None
+    champion_version: str | None
+    decision: Decision
+    evaluation_run_id: str
+    train_run_id: str | None
+    decision_path: Path
+
+    def summary(self) -> dict:
+        return {
+            "decision": self.decision.outcome,
+            "reason": self.decision.reason,
+            "metric": self.decision.metric,
+            "challenger": self.challenger.metrics,
+            "champion": self.champion.metrics if self.champion else None,
+            "champion_version": self.champion_version,
+            "per_class": [c.model_dump() for c in self.challenger.per_class],
+            "dataset": f"{self.challenger.dataset_name}:{self.challenger.dataset_version}",
+            "split": self.challenger.split,
+            "train_run_id": self.train_run_id,
+            "evaluation_run_id": self.evaluation_run_id,
+        }
+
+
+def evaluate_challenger(
+    weights: Path,
+    dataset: DatasetRef,
+    settings: Settings,
+    rule: DecisionRule,
+    *,
+    train_run_id: str | None = None,
+    split: str = "test",
+    out_dir: Path | None = None,
+    model_name: str | None = None,
+) -> EvaluationOutcome:
+    """Score the challenger and the current champion on `dataset[split]` and decide."""
+    import mlflow
+
+    tag = train_run_id or Path(weights).parent.parent.name
+    out = Path(out_dir or settings.outputs_dir / "evaluations" / tag)
+    out.mkdir(parents=True, exist_ok=True)
+    challenger = score(weights, dataset, settings, split=split, save_dir=out / "challenger")
+    champ = registry.champion_weights(settings, model_name)
+    champion: EvalResult | None = None
+    champion_version: str | None = None
+    if champ is not None:
+        ref, champ_weights = champ
+        champion_version = ref.version
+        champion = score(
+            champ_weights, dataset, settings, split=split, imgsz=challenger.imgsz, save_dir=out / "champion",
+            plots=False,
+        )
+    decision = decide(
+        challenger.metrics,
+        champion.metrics if champion else None,
+        rule,
+        champion_version=champion_version,
+    )
+    configure_mlflow(settings)
+    tags = {
+        "visionops.stage": "evaluation",
+        "dataset.name": dataset.name,
+        "dataset.version": dataset.version,
+        "git.commit": git_commit(settings.root),
+        "decision": decision.outcome,
+    }
+    if train_run_id:
+        tags["train.run_id"] = train_run_id
+    with mlflow.start_run(run_name=f"evaluate-{split}", tags=tags) as run:
+        mlflow.log_params(
+            {
+                "split": split,
+                "rule.metric": rule.metric,
+                "rule.direction": rule.direction,
+                "rule.min_gain": rule.min_gain,
+                "rule.floor": rule.floor,
+                "champion_version": champion_version or "none",
+            }
+        )
+        mlflow.log_metrics({f"test_{k}": v for k, v in challenger.metrics.items()})
+        if champion:
+            mlflow.log_metrics({f"champion_{k}": v for k, v in champion.metrics.items()})
+        for c in challenger.per_class:
+            mlflow.log_metric(f"test_ap50_95_{c.name}", c.ap50_95)
+        for path in challenger.plots.values():
+            mlflow.log_artifact(str(path), artifact_path="plots")
+        outcome = EvaluationOutcome(
+            challenger=challenger,
+            champion=champion,
+            champion_version=champion_version,
+            decision=decision,
+            evaluation_run_id=run.info.run_id,
+            train_run_id=train_run_id,
+            decision_path=out / DECISION_FILE,
+        )
+        doc = {**decision.model_dump(), **outcome.summary()}
+        outcome.decision_path.write_text(json.dumps(doc, indent=2, default=str))
+        (out / "evaluation.json").write_text(outcome.model_dump_json(indent=2))
+        mlflow.log_artifact(str(outcome.decision_path))
+    if train_run_id:  # let the training run show its verdict too
+        client = mlflow.MlflowClient()
+        client.set_tag(train_run_id, "decision", decision.outcome)
+        client.set_tag(train_run_id, "evaluation.run_id", outcome.evaluation_run_id)
+        for k, v in challenger.metrics.items():
+            client.log_metric(train_run_id, f"test_{k}", v)
+    return outcome

@@ -1,0 +1,111 @@
+"""Make Ultralytics, MLflow and torch behave offline and use the whole machine, set in code.
+
+Ultralytics reaches for the network in several places even when everything it needs is on
+disk: a DNS probe at import, a HEAD request for Arial.ttf when it checks a data set or draws a
+plot, pip installs of missing packages, an AMP check that downloads yolo26n.pt on a GPU, hub
+sync and its own MLflow callback (which sends MLflow telemetry). Each switch below turns one of
+these off; `configure()` must run before `ultralytics` is first imported, which is why
+`visionops/__init__.py` applies the environment part at package import.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+_ENV_DEFAULTS = {
+    "YOLO_OFFLINE": "1",  # skip the is_online() DNS probe; disables hub events and AutoUpdate
+    "YOLO_AUTOINSTALL": "0",  # never pip-install missing requirements at run time
+    "YOLO_VERBOSE": "1",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # no progress bars for local copies
+    "GIT_PYTHON_REFRESH": "quiet",  # mlflow tags the git commit; no warning when git is absent
+}
+
+_configured_dir: Path | None = None
+
+
+def apply_env(yolo_config_dir: Path) -> None:
+    """Environment switches; values the user set explicitly are kept."""
+    for key, value in _ENV_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(yolo_config_dir))
+
+
+def _install_fonts(config_dir: Path) -> None:
+    """Ultralytics looks for Arial.ttf in its config dir and downloads it when absent; give it
+    matplotlib's DejaVuSans under that name so plots render and nothing is fetched."""
+    import matplotlib
+
+    src = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    target = config_dir / "Ultralytics"
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("Arial.ttf", "Arial.Unicode.ttf"):
+        dst = target / name
+        if not dst.exists():
+            shutil.copyfile(src, dst)
+
+
+_AMP_BAD_GPUS = re.compile(
+    r"(nvidia|geforce|quadro|tesla).*?(1660|1650|1630|t400|t550|t600|t1000|t1200|t2000|k40m)", re.IGNORECASE
+)
+
+
+def _offline_check_amp(model) -> bool:
+    """Ultralytics' check_amp downloads yolo26n.pt to compare fp32 and fp16 outputs; we keep its
+    list of GPUs known to break AMP and skip the download."""
+    import torch
+
+    device = next(model.parameters()).device
+    if device.type != "cuda":
+        return False
+    return not _AMP_BAD_GPUS.search(torch.cuda.get_device_name(device))
+
+
+def configure(yolo_config_dir: Path, threads: int | None = None) -> None:
+    """Idempotent: environment, fonts, Ultralytics settings, thread count, AMP check."""
+    global _configured_dir
+    yolo_config_dir = Path(yolo_config_dir)
+    apply_env(yolo_config_dir)
+    config_dir = Path(os.environ["YOLO_CONFIG_DIR"])
+    if _configured_dir != config_dir:
+        _install_fonts(config_dir)
+        from ultralytics import settings
+
+        # Ultralytics' own MLflow callback is on whenever mlflow is importable; we log ourselves
+        # (clean metric names, our run, our artifacts), so it stays off.
+        wanted = {
+            "sync": False,
+            "mlflow": False,
+            "clearml": False,
+            "comet": False,
+            "dvc": False,
+            "raytune": False,
+            "wandb": False,
+            "tensorboard": False,
+            "vscode_msg": False,
+            "openvino_msg": False,
+        }
+        if any(settings.get(k) != v for k, v in wanted.items()):
+            settings.update(wanted)
+        import ultralytics.engine.trainer as trainer
+
+        trainer.check_amp = _offline_check_amp
+        _configured_dir = config_dir
+    set_threads(threads)
+
+
+def set_threads(threads: int | None = None) -> int:
+    """Ultralytics sets torch to cpu_count-1 threads (1 on a 2-core laptop, 1.7x slower epochs);
+    we use every core unless told otherwise."""
+    import ultralytics.utils.torch_utils as torch_utils
+
+    n = threads or os.cpu_count() or 1
+    torch_utils.NUM_THREADS = n
+    import torch
+
+    torch.set_num_threads(n)
+    return n

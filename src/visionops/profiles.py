@@ -1,0 +1,107 @@
+"""Run profiles: the one place where data size, training schedule and decision rule are defined.
+
+`smoke` is for tests and CI (the whole lifecycle in about a minute), `quick` is the laptop demo
+(a model that visibly works in a few CPU minutes), `full` is for a GPU or Azure ML. Notebooks,
+the CLI and the pipeline steps all resolve their knobs here, so a parameter is defined once;
+the papermill files in notebooks/profiles/ only name the profile.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from visionops.data.synthetic import SyntheticSpec
+from visionops.errors import ConfigError
+from visionops.evaluation.decision import DecisionRule
+
+
+class TrainSpec(BaseModel):
+    """Ultralytics training arguments we choose on purpose; everything else is Ultralytics' default."""
+
+    model: str = Field("yolo11n.yaml", description="Architecture yaml (from scratch) shipped with Ultralytics.")
+    weights: str | None = Field(None, description="Optional path to pretrained .pt weights on disk.")
+    epochs: int = Field(50, ge=1)
+    imgsz: int = Field(160, ge=32)
+    batch: int = Field(16, ge=1)
+    optimizer: str = Field("auto")
+    lr0: float | None = Field(None, gt=0)
+    warmup_epochs: float | None = Field(None, ge=0)
+    close_mosaic: int | None = Field(None, ge=0)
+    patience: int = Field(100, ge=0)
+    extra: dict[str, Any] = Field(default_factory=dict, description="Any other Ultralytics train argument.")
+
+    def ultralytics_args(self) -> dict[str, Any]:
+        args: dict[str, Any] = {
+            "epochs": self.epochs,
+            "imgsz": self.imgsz,
+            "batch": self.batch,
+            "optimizer": self.optimizer,
+            "patience": self.patience,
+        }
+        for k in ("lr0", "warmup_epochs", "close_mosaic"):
+            if (v := getattr(self, k)) is not None:
+                args[k] = v
+        args.update(self.extra)
+        return args
+
+
+class Profile(BaseModel):
+    name: str
+    description: str
+    data: SyntheticSpec
+    train: TrainSpec
+    decision: DecisionRule
+
+    def override(self, **knobs: Any) -> Profile:
+        """Apply notebook parameters / CLI options by field name (None means keep the profile's)."""
+        knobs = {k: v for k, v in knobs.items() if v is not None}
+        sections = {"data": self.data, "train": self.train, "decision": self.decision}
+        updates: dict[str, dict[str, Any]] = {k: {} for k in sections}
+        for key, value in knobs.items():
+            owner = [s for s, model in sections.items() if key in type(model).model_fields]
+            if not owner:
+                known = sorted({f for m in sections.values() for f in type(m).model_fields})
+                raise ConfigError(f"unknown profile knob {key!r}; known knobs: {', '.join(known)}")
+            updates[owner[0]][key] = value
+        return self.model_copy(
+            update={
+                s: type(model).model_validate({**model.model_dump(), **updates[s]})
+                for s, model in sections.items()
+                if updates[s]
+            }
+        )
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke",
+        description="Tests and CI: a few tiny images and epochs; proves the wiring, not the model.",
+        data=SyntheticSpec(n_train=16, n_val=8, n_test=8, image_size=96, max_objects=3),
+        train=TrainSpec(epochs=2, imgsz=96, batch=8, optimizer="AdamW", lr0=0.003, warmup_epochs=0, close_mosaic=0),
+        # floor 0: a two-epoch model scores ~0, and the smoke run must still exercise registration
+        decision=DecisionRule(floor=0.0),
+    ),
+    "quick": Profile(
+        name="quick",
+        description="Laptop demo on CPU: a detector that visibly works in about five minutes of training.",
+        data=SyntheticSpec(n_train=128, n_val=32, n_test=64, image_size=160),
+        train=TrainSpec(epochs=60, imgsz=160, batch=16),
+        decision=DecisionRule(floor=0.5, min_gain=0.005),
+    ),
+    "full": Profile(
+        name="full",
+        description="GPU or Azure ML: more data, more epochs, bigger images.",
+        data=SyntheticSpec(n_train=2048, n_val=256, n_test=256, image_size=320, max_objects=6),
+        train=TrainSpec(epochs=100, imgsz=320, batch=64, patience=30),
+        decision=DecisionRule(floor=0.6, min_gain=0.005),
+    ),
+}
+
+
+def get_profile(name: str, **knobs: Any) -> Profile:
+    """A profile by name with optional knob overrides (e.g. epochs=3, n_train=32, floor=0.2)."""
+    if name not in PROFILES:
+        raise ConfigError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
+    return PROFILES[name].override(**knobs)

@@ -1,0 +1,195 @@
+"""The MLflow model registry: register a promoted model with its lineage, mark and find the champion.
+
+Production is a model-version *tag* (`stage=production`), not an MLflow alias or stage: Azure
+ML's MLflow registry documents tags, while aliases are undocumented there and stages are
+deprecated, so the same code works on both backends. Registration refuses anything but a
+promote decision, so a failed or losing run can never reach the registry.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from visionops.errors import ModelNotFoundError, VisionOpsError
+from visionops.evaluation.decision import Decision
+from visionops.settings import Settings
+from visionops.tracking import configure_mlflow
+
+STAGE_TAG = "stage"
+PRODUCTION = "production"
+ARCHIVED = "archived"
+MODEL_INFO = "model_info.json"
+_PYFUNC_CODE = Path(__file__).with_name("mlflow_model.py")
+
+
+class RegistrationRefused(VisionOpsError):
+    """The decision did not say promote; nothing was registered."""
+
+
+class ModelVersionRef(BaseModel):
+    name: str
+    version: str
+    run_id: str | None
+    source: str
+    tags: dict[str, str]
+    created: int
+
+    @property
+    def is_production(self) -> bool:
+        return self.tags.get(STAGE_TAG) == PRODUCTION
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+    def metric(self, key: str) -> float | None:
+        v = self.tags.get(f"metric.{key}")
+        return float(v) if v is not None else None
+
+
+def _ref(mv) -> ModelVersionRef:
+    return ModelVersionRef(
+        name=mv.name,
+        version=str(mv.version),
+        run_id=mv.run_id,
+        source=mv.source,
+        tags=dict(mv.tags or {}),
+        created=int(mv.creation_timestamp or 0),
+    )
+
+
+def _client(settings: Settings):
+    import mlflow
+
+    configure_mlflow(settings)
+    return mlflow.MlflowClient()
+
+
+def list_versions(settings: Settings, name: str | None = None) -> list[ModelVersionRef]:
+    name = name or settings.model_name
+    client = _client(settings)
+    versions = client.search_model_versions(f"name='{name}'")
+    return sorted((_ref(v) for v in versions), key=lambda r: int(r.version))
+
+
+def get_version(settings: Settings, version: str, name: str | None = None) -> ModelVersionRef:
+    name = name or settings.model_name
+    for ref in list_versions(settings, name):
+        if ref.version == str(version):
+            return ref
+    raise ModelNotFoundError(f"model {name!r} has no version {version!r}; list them with `visionops models`")
+
+
+def get_champion(settings: Settings, name: str | None = None) -> ModelVersionRef | None:
+    """The version tagged production (the newest one, should two ever carry the tag)."""
+    prod = [r for r in list_versions(settings, name) if r.is_production]
+    return prod[-1] if prod else None
+
+
+def require_champion(settings: Settings, name: str | None = None) -> ModelVersionRef:
+    champ = get_champion(settings, name)
+    if champ is None:
+        n = name or settings.model_name
+        raise ModelNotFoundError(
+            f"model {n!r} has no production version in {settings.tracking_uri}; "
+            "run the lifecycle first (`visionops run --profile smoke`)"
+        )
+    return champ
+
+
+def download(settings: Settings, ref: ModelVersionRef, dst: Path | None = None) -> Path:
+    """The version's files (weights, model_info.json, MLmodel) in a local folder; cached by version."""
+    import mlflow
+
+    configure_mlflow(settings)
+    target = Path(dst or settings.outputs_dir / "models" / ref.name / ref.version)
+    if (target / MODEL_INFO).is_file() or (target / "artifacts" / MODEL_INFO).is_file():
+        return target
+    staging = target.with_name(target.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    mlflow.artifacts.download_artifacts(artifact_uri=ref.uri, dst_path=str(staging))
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    return target
+
+
+def model_files(model_dir: Path) -> dict[str, Path]:
+    """Weights (.pt and, when exported, .onnx) and model_info.json inside a downloaded version."""
+    model_dir = Path(model_dir)
+    found: dict[str, Path] = {}
+    for key, pattern in (("pt", "*.pt"), ("onnx", "*.onnx"), ("info", MODEL_INFO)):
+        hits = sorted(model_dir.rglob(pattern))
+        if hits:
+            found[key] = hits[0]
+    if "pt" not in found and "onnx" not in found:
+        raise ModelNotFoundError(f"no .pt or .onnx weights under {model_dir}")
+    return found
+
+
+def champion_weights(settings: Settings, name: str | None = None) -> tuple[ModelVersionRef, Path] | None:
+    champ = get_champion(settings, name)
+    if champ is None:
+        return None
+    return champ, model_files(download(settings, champ))["pt"]
+
+
+def register(
+    settings: Settings,
+    *,
+    decision: Decision,
+    weights: Path,
+    train_run_id: str,
+    tags: dict[str, Any],
+    info: dict[str, Any],
+    extra_artifacts: dict[str, Path] | None = None,
+    name: str | None = None,
+) -> ModelVersionRef:
+    """Log the model (pyfunc + weights + model_info.json) into the training run, register it,
+    and make it the production version. Refuses unless `decision.promote`."""
+    if not decision.promote:
+        raise RegistrationRefused(f"not registered: the decision was '{decision.outcome}' ({decision.reason})")
+    weights = Path(weights)
+    if not weights.is_file():
+        raise ModelNotFoundError(f"weights {weights} not found; nothing was registered")
+    import mlflow
+
+    name = name or settings.model_name
+    client = _client(settings)
+    staging = settings.outputs_dir / "models" / ".staging" / train_run_id
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    info_path = staging / MODEL_INFO
+    info_path.write_text(json.dumps({"name": name, **info}, indent=2, default=str))
+    artifacts = {"weights": str(weights), "model_info": str(info_path)}
+    for key, path in (extra_artifacts or {}).items():
+        artifacts[key] = str(path)
+    with mlflow.start_run(run_id=train_run_id):
+        model_info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(_PYFUNC_CODE),
+            artifacts=artifacts,
+            pip_requirements=_pip_requirements(),
+        )
+    str_tags = {k: str(v) for k, v in tags.items()}
+    mv = mlflow.register_model(model_info.model_uri, name, tags=str_tags)
+    shutil.rmtree(staging, ignore_errors=True)
+    previous = get_champion(settings, name)
+    client.set_model_version_tag(name, mv.version, STAGE_TAG, PRODUCTION)
+    if previous is not None and previous.version != str(mv.version):
+        client.set_model_version_tag(name, previous.version, STAGE_TAG, ARCHIVED)
+    client.set_registered_model_tag(name, "production_version", str(mv.version))
+    return get_version(settings, str(mv.version), name)
+
+
+def _pip_requirements() -> list[str]:
+    """What the pyfunc needs to load, at the versions we run (not inferred: inference imports the model)."""
+    from importlib.metadata import version
+
+    pkgs = ["mlflow", "ultralytics", "torch", "torchvision", "pandas", "pillow"]
+    return [f"{p}=={version(p)}" for p in pkgs]

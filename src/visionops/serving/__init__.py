@@ -1,0 +1,1 @@
+"""Serving: score.py for the Azure ML inference server, ONNX export, local endpoint, client."""

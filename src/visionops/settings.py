@@ -1,0 +1,150 @@
+"""One settings object for every entry point: CLI, notebooks, pipeline steps, the scoring server.
+
+Values come, later winning, from defaults, a `.env` file at the project root, `VISIONOPS_*`
+environment variables, and explicit keyword overrides (notebook parameters, CLI options).
+Defaults give the local backend with everything under `outputs/` and `data/`, so a fresh clone
+needs no configuration at all.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Backend = Literal["local", "azure"]
+ProfileName = Literal["smoke", "quick", "full"]
+
+_ROOT_MARKER = "pyproject.toml"
+
+
+def find_project_root(start: Path | None = None) -> Path:
+    """The nearest folder holding VisionOps' pyproject.toml, so that a notebook started in
+    `notebooks/` and a CLI started at the root write to the same `outputs/`."""
+    if env := os.environ.get("VISIONOPS_ROOT"):
+        return Path(env).expanduser().resolve()
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        marker = folder / _ROOT_MARKER
+        if marker.is_file() and 'name = "visionops"' in marker.read_text(encoding="utf-8", errors="ignore"):
+            return folder
+    return here
+
+
+class Settings(BaseSettings):
+    """Where things live, which backend runs them, and the limits of the scoring server."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="VISIONOPS_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    # --- where and how ---------------------------------------------------------------------
+    backend: Backend = Field("local", description="local (MLflow sqlite, this machine) or azure (Azure ML).")
+    profile: ProfileName = Field("quick", description="Default run profile: smoke, quick or full.")
+    root: Path = Field(default_factory=find_project_root, description="Project root; outputs and data live here.")
+    data_dir: Path | None = Field(None, description="Generated and registered data sets (default: <root>/data).")
+    outputs_dir: Path | None = Field(None, description="Runs, reports, MLflow store (default: <root>/outputs).")
+    mlflow_tracking_uri: str | None = Field(
+        None, description="MLflow tracking URI (default: sqlite:///<outputs>/mlflow.db; azure: the workspace's)."
+    )
+    experiment_name: str = Field("visionops", description="MLflow experiment for training and evaluation runs.")
+    dataset_name: str = Field("shapes", description="Name under which data sets are registered.")
+    model_name: str = Field("shapes-detector", description="Name of the model in the registry.")
+    device: str = Field("auto", description="Training/inference device: auto (GPU when present), cpu, 0, 0,1 ...")
+    threads: int | None = Field(
+        None, ge=1, description="CPU threads for torch (default: every core; Ultralytics alone would use n-1)."
+    )
+    seed: int = Field(0, description="Seed for data generation and training.")
+
+    # --- scoring server limits (served requests over a limit get a 4xx JSON error) ----------
+    max_payload_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Largest request body accepted.")
+    max_image_pixels: int = Field(4096 * 4096, ge=64, description="Largest decoded image (width x height).")
+    max_images_per_request: int = Field(8, ge=1, description="Most images in one request.")
+
+    # --- endpoint the web page calls (never sent to the browser) ------------------------------
+    endpoint_url: str | None = Field(None, description="Scoring URL the web page calls (local or Azure).")
+    endpoint_key: str | None = Field(None, description="Key for the endpoint (Authorization: Bearer <key>).")
+
+    # --- azure backend --------------------------------------------------------------------
+    subscription_id: str | None = Field(None, description="Azure subscription id (azure backend).")
+    resource_group: str | None = Field(None, description="Azure resource group of the workspace.")
+    workspace_name: str | None = Field(None, description="Azure ML workspace name.")
+    compute_name: str = Field("gpu-cluster", description="Azure ML compute cluster for training jobs.")
+    compute_sku: str = Field("Standard_NC4as_T4_v3", description="VM size when the cluster is created.")
+    compute_max_nodes: int = Field(1, ge=1, description="Largest node count of the cluster.")
+    endpoint_name: str = Field("visionops-shapes", description="Online endpoint name (azure backend).")
+    endpoint_instance_type: str = Field("Standard_DS3_v2", description="VM size of the online deployment.")
+
+    @field_validator("root", mode="after")
+    @classmethod
+    def _absolute_root(cls, v: Path) -> Path:
+        return Path(v).expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _fill_paths(self) -> Settings:
+        if self.data_dir is None:
+            self.data_dir = self.root / "data"
+        if self.outputs_dir is None:
+            self.outputs_dir = self.root / "outputs"
+        self.data_dir = Path(self.data_dir).expanduser().resolve()
+        self.outputs_dir = Path(self.outputs_dir).expanduser().resolve()
+        return self
+
+    # --- derived locations --------------------------------------------------------------
+    @property
+    def tracking_uri(self) -> str:
+        """The MLflow URI this process should log to; azure resolves it through the workspace."""
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{self.outputs_dir / 'mlflow.db'}"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.outputs_dir / "mlartifacts"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.outputs_dir / "runs"
+
+    @property
+    def catalog_dir(self) -> Path:
+        return self.data_dir / "catalog"
+
+    @property
+    def yolo_config_dir(self) -> Path:
+        return self.outputs_dir / ".ultralytics"
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """A copy with some fields replaced (notebook parameters, CLI options); None means keep."""
+        clean = {k: v for k, v in overrides.items() if v is not None}
+        if not clean:
+            return self
+        data = self.model_dump()
+        if "root" in clean:  # paths derived from the old root follow the new one
+            data["data_dir"] = data["outputs_dir"] = None
+        data.update(clean)
+        return Settings(_env_file=None, **data)
+
+
+@lru_cache(maxsize=1)
+def _cached() -> Settings:
+    root = find_project_root()
+    return Settings(_env_file=root / ".env")
+
+
+def get_settings(**overrides: Any) -> Settings:
+    """Settings from the environment and `<root>/.env`, with explicit overrides on top."""
+    return _cached().with_overrides(**overrides)
+
+
+def reset_settings_cache() -> None:
+    """Forget the cached settings (tests change the environment between cases)."""
+    _cached.cache_clear()

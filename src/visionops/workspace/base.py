@@ -1,0 +1,48 @@
+"""What every backend offers: data sets, training, endpoints, pipelines.
+
+Tracking and the model registry are not part of the seam: both backends speak MLflow, only the
+tracking URI differs (`tracking_uri()`), so `visionops.registry` and `visionops.tracking` serve both.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+from visionops.data.catalog import DatasetRef
+from visionops.settings import Settings
+
+
+class Workspace(ABC):
+    backend: str = "abstract"
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    # --- tracking ----------------------------------------------------------------------------
+    @abstractmethod
+    def tracking_uri(self) -> str:
+        """The MLflow tracking URI runs and the registry use on this backend."""
+
+    # --- data sets ---------------------------------------------------------------------------
+    @abstractmethod
+    def register_dataset(self, path: Path, name: str | None = None, source: dict[str, Any] | None = None) -> DatasetRef:
+        """Validate, version by content hash and register; same content -> same version."""
+
+    @abstractmethod
+    def get_dataset(self, name: str | None = None, version: str | None = None) -> DatasetRef:
+        """A registered version (latest when version is None)."""
+
+    @abstractmethod
+    def list_datasets(self, name: str | None = None) -> list[DatasetRef]:
+        """Registered versions, oldest first."""
+
+    # --- training ----------------------------------------------------------------------------
+    @abstractmethod
+    def submit_training(self, dataset: DatasetRef, profile: str, **knobs: Any) -> str:
+        """Start training; returns a job id (local: the finished MLflow run id)."""
+
+    @abstractmethod
+    def wait_training(self, job_id: str) -> dict[str, Any]:
+        """Block until the job ends; returns its status and metrics; raises when it failed."""

@@ -1,0 +1,42 @@
+"""The local backend: catalog on disk, MLflow on sqlite, training in this process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from visionops.data.catalog import DatasetRef, LocalDatasetCatalog
+from visionops.profiles import get_profile
+from visionops.training import TrainResult, train
+from visionops.workspace.base import Workspace
+
+
+class LocalWorkspace(Workspace):
+    backend = "local"
+
+    def __init__(self, settings):
+        super().__init__(settings)
+        self.catalog = LocalDatasetCatalog(settings.catalog_dir)
+        self._jobs: dict[str, TrainResult] = {}
+
+    def tracking_uri(self) -> str:
+        return self.settings.tracking_uri
+
+    def register_dataset(self, path: Path, name: str | None = None, source: dict[str, Any] | None = None) -> DatasetRef:
+        return self.catalog.register(Path(path), name or self.settings.dataset_name, source)
+
+    def get_dataset(self, name: str | None = None, version: str | None = None) -> DatasetRef:
+        return self.catalog.get(name or self.settings.dataset_name, version)
+
+    def list_datasets(self, name: str | None = None) -> list[DatasetRef]:
+        return self.catalog.list(name)
+
+    def submit_training(self, dataset: DatasetRef, profile: str, **knobs: Any) -> str:
+        """Trains right here (the laptop is the compute); the job id is the MLflow run id."""
+        result = train(dataset, get_profile(profile, **knobs).train, self.settings, profile=profile)
+        self._jobs[result.run_id] = result
+        return result.run_id
+
+    def wait_training(self, job_id: str) -> dict[str, Any]:
+        result = self._jobs[job_id]
+        return {"status": "Completed", "run_id": job_id, "metrics": result.metrics, "weights": str(result.weights)}
