@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 setup: $(STAMP) ## create .venv and install the pinned stack (skipped when up to date)
 
 demo: setup ## set up, then run the whole lifecycle locally (quick profile)
-	$(BIN)/visionops demo --profile $(PROFILE)
+	$(BIN)/visionops run --profile $(PROFILE)
 
 test: setup ## set up, then run every test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

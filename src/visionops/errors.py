@@ -3,6 +3,11 @@ the CLI prints it as one line (no traceback unless --debug) and exits non-zero."
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from visionops.data.validation import ValidationReport
+
 
 class VisionOpsError(Exception):
     """Base class: a problem with the user's input or environment, not a bug."""
@@ -11,7 +16,7 @@ class VisionOpsError(Exception):
 class DataValidationError(VisionOpsError):
     """A data set has problems; nothing was registered. `.report` lists every problem."""
 
-    def __init__(self, message: str, report=None):
+    def __init__(self, message: str, report: ValidationReport | None = None):
         super().__init__(message)
         self.report = report
 

@@ -77,23 +77,25 @@ class LocalDatasetCatalog:
         path = Path(path).resolve()
         report: ValidationReport = validate(path)
         report.raise_if_failed()
-        manifest = build_manifest(path, name, source)
-        target = self.dir / name / manifest.version
-        for entry in self._read():
-            if entry["name"] == name and entry["version"] == manifest.version and target.is_dir():
-                return DatasetRef(**entry)
         self.dir.mkdir(parents=True, exist_ok=True)
-        if not target.is_dir():
-            staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=self.dir))
-            try:
-                for sub in ("images", "labels"):
-                    shutil.copytree(path / sub, staging / sub, ignore=shutil.ignore_patterns("*.cache"))
-                shutil.copy2(path / DATA_YAML, staging / DATA_YAML)
+        # Copy first, then hash the copy: the version always describes exactly the frozen files,
+        # even if the source changes while we copy.
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=self.dir))
+        try:
+            for sub in ("images", "labels"):
+                shutil.copytree(path / sub, staging / sub, ignore=shutil.ignore_patterns("*.cache"))
+            shutil.copy2(path / DATA_YAML, staging / DATA_YAML)
+            manifest = build_manifest(staging, name, source)
+            target = self.dir / name / manifest.version
+            for entry in self._read():
+                if entry["name"] == name and entry["version"] == manifest.version and target.is_dir():
+                    return DatasetRef(**entry)  # same content, same version: nothing new
+            if not target.is_dir():
                 write_manifest(staging, manifest)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 staging.rename(target)  # appears complete or not at all
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
         ref = DatasetRef(
             name=name,
             version=manifest.version,
@@ -108,8 +110,8 @@ class LocalDatasetCatalog:
         return ref
 
     def list(self, name: str | None = None) -> list[DatasetRef]:
-        refs = [DatasetRef(**e) for e in self._read() if name is None or e["name"] == name]
-        return sorted(refs, key=lambda r: (r.name, r.created))
+        """Versions in registration order (the index is append-only), so the last is the latest."""
+        return [DatasetRef(**e) for e in self._read() if name is None or e["name"] == name]
 
     def get(self, name: str, version: str | None = None) -> DatasetRef:
         """A version, or the most recently registered one when version is None or 'latest'."""

@@ -157,6 +157,7 @@ def generate(spec: SyntheticSpec, root: Path, overwrite: bool = True) -> Path:
     if root.exists() and overwrite:
         for sub in ("images", "labels"):
             shutil.rmtree(root / sub, ignore_errors=True)
+        (root / "manifest.json").unlink(missing_ok=True)  # it would name the old version
     for split in SPLITS:
         idir, ldir = image_dir(root, split), label_dir(root, split)
         idir.mkdir(parents=True, exist_ok=True)

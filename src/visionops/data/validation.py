@@ -105,7 +105,9 @@ def _check_image(path: Path) -> str | None:
     return None
 
 
-def _check_label_file(root: Path, path: Path, n_classes: int, names: list[str]) -> list[Problem]:
+def _check_label_file(root: Path, path: Path, names: list[str]) -> list[Problem]:
+    """Every line of one label file; the class-range check needs data.yaml's names (skipped without)."""
+    n_classes = len(names)
     rel = _rel(root, path)
     problems: list[Problem] = []
     try:
@@ -125,7 +127,7 @@ def _check_label_file(root: Path, path: Path, n_classes: int, names: list[str]) 
                 )
             )
             continue
-        if not 0 <= box.cls < n_classes:
+        if names and not 0 <= box.cls < n_classes:
             problems.append(
                 Problem(
                     "class_out_of_range", rel,
@@ -182,9 +184,17 @@ def validate(root: Path, splits: tuple[str, ...] = SPLITS) -> ValidationReport:
                     f"split '{split}' has no images", f"put at least one image (and its label file) in images/{split}",
                 )
             )
-        stems = set()
+        stems: dict[str, Path] = {}
         for img in images:
-            stems.add(img.stem)
+            if img.stem in stems:
+                add(
+                    Problem(
+                        "duplicate_stem", _rel(root, img),
+                        f"shares the label file {img.stem}.txt with {_rel(root, stems[img.stem])}",
+                        "rename one of the images (and give it its own label file)",
+                    )
+                )
+            stems.setdefault(img.stem, img)
             report.images_checked += 1
             rel = _rel(root, img)
             if reason := _check_image(img):
@@ -216,8 +226,8 @@ def validate(root: Path, splits: tuple[str, ...] = SPLITS) -> ValidationReport:
                             "add the image or delete the label file",
                         )
                     )
-                elif names:
-                    report.problems.extend(_check_label_file(root, label, len(names), names))
+                else:
+                    report.problems.extend(_check_label_file(root, label, names))
     for (_, first), others in sorted(by_split_dupes.items(), key=lambda kv: kv[0][1]):
         for other in others:
             add(

@@ -97,11 +97,6 @@ def test_missing_data_yaml_is_reported_with_the_other_file_faults(dataset_copy: 
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="validation.py skips every label-content check when data.yaml is missing "
-    "(`elif names:`), so malformed lines go unreported until data.yaml is fixed",
-)
 def test_label_lines_are_checked_even_without_data_yaml(dataset_copy: Path) -> None:
     (dataset_copy / DATA_YAML).unlink()
     no = _append(dataset_copy / "labels" / "train" / "train_00000.txt", "0 0.5 0.5 0.1")
@@ -138,3 +133,11 @@ def test_clean_data_set_has_no_problems_in_any_split(dataset: Path) -> None:
     report = validate(dataset)
     assert report.ok and report.problems == []
     assert validate(dataset, splits=SPLITS[:1]).images_checked == len(list((dataset / "images/train").iterdir()))
+
+
+def test_two_images_sharing_one_label_file_are_reported(dataset_copy: Path) -> None:
+    src = dataset_copy / "images" / "train" / "train_00000.jpg"
+    Image.open(src).save(dataset_copy / "images" / "train" / "train_00000.png")
+    report = validate(dataset_copy)
+    problem = _find(report, "duplicate_stem", "images/train/train_00000.png", None)
+    assert "train_00000.txt" in problem.message and "images/train/train_00000.jpg" in problem.message
