@@ -19,8 +19,8 @@ from rich.table import Table
 from visionops.errors import DataValidationError, VisionOpsError
 from visionops.settings import Settings, get_settings
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)  # never break paths and commands across lines
+err_console = Console(stderr=True, soft_wrap=True)
 
 app = typer.Typer(
     add_completion=False,

@@ -1,0 +1,99 @@
+"""The CLI contract: help for every command and option, exit 0 on success, non-zero with one
+line (no traceback) on failure, the traceback only with --debug."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+
+from visionops.cli import app
+
+CLI = str(Path(sys.executable).with_name("visionops"))
+
+
+def _run(*args: str, root: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, VISIONOPS_ROOT=str(root))
+    return subprocess.run([CLI, *args], env=env, capture_output=True, text=True, timeout=300)
+
+
+def _walk(cmd, path: tuple[str, ...] = ()):
+    yield path, cmd
+    if hasattr(cmd, "commands"):  # typer ships its own click; duck-type groups
+        for name, sub in cmd.commands.items():
+            yield from _walk(sub, (*path, name))
+
+
+def test_every_command_and_option_has_help():
+    root = typer.main.get_command(app)
+    missing = []
+    for path, cmd in _walk(root):
+        if path and not (cmd.help or "").strip():
+            missing.append(" ".join(path))
+        for p in cmd.params:
+            if p.param_type_name == "option" and not (p.help or "").strip() and p.name != "help":
+                missing.append(f"{' '.join(path)} {p.opts[0]}")
+            if p.param_type_name == "argument" and not getattr(p, "help", None):
+                missing.append(f"{' '.join(path)} <{p.name}>")
+    assert missing == [], f"undocumented commands/options: {missing}"
+    names = {" ".join(p) for p, _ in _walk(root)}
+    for expected in ("data generate", "data import", "data validate", "data register", "data export",
+                     "data stats", "train", "evaluate", "register", "run"):
+        assert expected in names
+
+
+def test_help_exits_zero(tmp_path):
+    proc = _run("--help", root=tmp_path)
+    assert proc.returncode == 0 and "run" in proc.stdout and "data" in proc.stdout
+
+
+def test_bad_data_fails_with_one_line_and_registers_nothing(tmp_path):
+    from visionops.data.synthetic import SyntheticSpec, generate
+
+    data = generate(SyntheticSpec(n_train=3, n_val=2, n_test=2, image_size=64), tmp_path / "d")
+    (data / "labels" / "train" / "train_00001.txt").write_text("7 0.5 0.5 0.2 0.2\n")
+    proc = _run("data", "register", str(data), root=tmp_path)
+    assert proc.returncode == 1
+    first = proc.stderr.strip().splitlines()[0]
+    assert first.startswith("error:") and "labels/train/train_00001.txt:1" in first and "class id 7" in first
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "data" / "catalog" / "catalog.json").exists()
+
+    proc = _run("data", "validate", str(data), root=tmp_path)
+    assert proc.returncode == 1 and "class_out_of_range" not in proc.stderr  # messages, not codes
+    assert "use an id from data.yaml" in proc.stderr
+
+    proc = _run("--debug", "data", "register", str(data), root=tmp_path)
+    assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+def test_training_without_a_registered_dataset_says_what_to_do(tmp_path):
+    proc = _run("train", "--profile", "smoke", root=tmp_path)
+    assert proc.returncode == 1
+    assert "no data set named 'shapes'" in proc.stderr and "visionops data register" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_evaluate_without_training_output_names_the_file(tmp_path):
+    proc = _run("evaluate", "--model", str(tmp_path / "nothing"), root=tmp_path)
+    assert proc.returncode == 1 and "train_result.json not found" in proc.stderr
+
+
+def test_unknown_profile_and_usage_errors(tmp_path):
+    proc = _run("run", "--profile", "huge", root=tmp_path)
+    assert proc.returncode == 1 and "unknown profile 'huge'" in proc.stderr
+    proc = _run("run", "--no-such-option", root=tmp_path)
+    assert proc.returncode == 2 and "No such option" in proc.stderr
+
+
+@pytest.mark.parametrize("fmt", ["coco", "voc", "automl"])
+def test_generate_then_export(tmp_path, fmt):
+    assert _run("data", "generate", "--profile", "smoke", "--n-train", "2", "--n-val", "1", "--n-test", "1",
+                "--out", str(tmp_path / "g"), root=tmp_path).returncode == 0
+    proc = _run("data", "export", str(tmp_path / "g"), "--format", fmt, "--out", str(tmp_path / fmt), root=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert any((tmp_path / fmt).rglob("*"))
