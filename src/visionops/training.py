@@ -92,19 +92,32 @@ def _model_source(spec: TrainSpec) -> str:
 
 
 def _epoch_logger(mlflow_client, run_id: str):
+    """Callbacks that log each epoch's metrics at step = epoch number (1-based).
+
+    Ultralytics fires on_fit_epoch_end once more after training, for the final validation of
+    best.pt; that call follows no new training epoch, so it is skipped here (we log the final
+    numbers as `final_*` ourselves) instead of appearing as a phantom extra epoch.
+    """
+    state = {"trained": 0, "logged": 0}
+
+    def on_train_epoch_end(trainer) -> None:
+        state["trained"] += 1
+
     def on_fit_epoch_end(trainer) -> None:
+        if state["logged"] >= state["trained"]:
+            return
+        state["logged"] += 1
         raw: dict[str, Any] = {}
         raw.update(trainer.label_loss_items(trainer.tloss, prefix="train"))
         raw.update(trainer.metrics)
         raw.update(trainer.lr)
         metrics = clean_metrics(raw)
-        step = int(trainer.epoch) + 1
         ts = int(time.time() * 1000)
         from mlflow.entities import Metric
 
-        mlflow_client.log_batch(run_id, metrics=[Metric(k, v, ts, step) for k, v in metrics.items()])
+        mlflow_client.log_batch(run_id, metrics=[Metric(k, v, ts, state["logged"]) for k, v in metrics.items()])
 
-    return on_fit_epoch_end
+    return {"on_train_epoch_end": on_train_epoch_end, "on_fit_epoch_end": on_fit_epoch_end}
 
 
 def train(
@@ -157,7 +170,8 @@ def train(
             }
         )
         model = YOLO(source)
-        model.add_callback("on_fit_epoch_end", _epoch_logger(client, run_id))
+        for event, fn in _epoch_logger(client, run_id).items():
+            model.add_callback(event, fn)
         save_root = settings.runs_dir / "train"
         started = time.perf_counter()
         try:
