@@ -170,12 +170,14 @@ def data_stats(
     from visionops.data import plots as dplots
     from visionops.data import stats
 
-    console.print(stats.counts_table(path).to_string())
-    console.print(json.dumps(stats.summary(path), indent=2))
+    tables = stats.load_tables(path)
+    console.print(stats.split_table(tables).to_string())
+    console.print(stats.class_table(tables).to_string())
+    console.print(json.dumps(stats.summary(tables), indent=2, default=str))
     if plots:
         plots.mkdir(parents=True, exist_ok=True)
-        dplots.plot_class_counts(path, save=plots / "class_counts.png")
-        dplots.plot_box_sizes(path, save=plots / "box_sizes.png")
+        dplots.plot_class_counts(tables, save=plots / "class_counts.png")
+        dplots.plot_box_sizes(tables, save=plots / "box_sizes.png")
         dplots.plot_samples(path, save=plots / "samples.png")
         console.print(f"plots written to {plots}")
 

@@ -97,3 +97,35 @@ def test_generate_then_export(tmp_path, fmt):
     proc = _run("data", "export", str(tmp_path / "g"), "--format", fmt, "--out", str(tmp_path / fmt), root=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert any((tmp_path / fmt).rglob("*"))
+
+
+def test_stats_prints_tables_and_writes_plots(tmp_path):
+    assert _run("data", "generate", "--profile", "smoke", "--n-train", "3", "--n-val", "1", "--n-test", "1",
+                "--out", str(tmp_path / "g"), root=tmp_path).returncode == 0
+    proc = _run("data", "stats", str(tmp_path / "g"), "--plots", str(tmp_path / "plots"), root=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "train" in proc.stdout and "circle" in proc.stdout
+    assert {p.name for p in (tmp_path / "plots").glob("*.png")} == {"class_counts.png", "box_sizes.png",
+                                                                     "samples.png"}
+
+
+def test_lifecycle_on_broken_import_registers_nothing(tmp_path):
+    """A data set with errors stops the run at the data stage: no catalog entry, no MLflow run, no model."""
+    from visionops.data.synthetic import SyntheticSpec, generate
+
+    src = generate(SyntheticSpec(n_train=4, n_val=2, n_test=2, image_size=64), tmp_path / "src")
+    (src / "images" / "val" / "val_00000.jpg").write_bytes(b"not a jpeg")
+    (src / "labels" / "test" / "test_00001.txt").write_text("0 1.4 0.5 0.2 0.2\n")
+    proc = _run("run", "--profile", "smoke", "--source", str(src), "--format", "yolo", root=tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "val_00000.jpg" in proc.stderr or "test_00001.txt" in proc.stderr
+    assert not (tmp_path / "data" / "catalog" / "catalog.json").exists()
+    assert not (tmp_path / "outputs" / "mlflow.db").exists()
+
+
+def test_missing_pretrained_weights_fail_before_any_run(tmp_path):
+    assert _run("data", "generate", "--profile", "smoke", "--out", str(tmp_path / "g"), root=tmp_path).returncode == 0
+    assert _run("data", "register", str(tmp_path / "g"), root=tmp_path).returncode == 0
+    proc = _run("train", "--profile", "smoke", "--weights", str(tmp_path / "nope.pt"), root=tmp_path)
+    assert proc.returncode == 1 and "nope.pt not found" in proc.stderr and "nothing is downloaded" in proc.stderr

@@ -31,13 +31,13 @@ def import_dataset(
 
     src = Path(src)
     if fmt == "yolo":
-        formats.import_yolo(src, dst, seed=seed)
+        formats.import_yolo(src, dst, seed=seed, overwrite=True)
     elif fmt == "coco":
-        formats.import_coco(src, Path(images_dir or src.parent), dst, seed=seed)
+        formats.import_coco(src, Path(images_dir or src.parent), dst, seed=seed, overwrite=True)
     elif fmt == "voc":
-        formats.import_voc(src, dst, seed=seed)
+        formats.import_voc(src, dst, seed=seed, overwrite=True)
     elif fmt == "automl":
-        formats.import_automl(src, Path(images_dir or src.parent), dst, seed=seed)
+        formats.import_automl(src, Path(images_dir or src.parent), dst, seed=seed, overwrite=True)
     else:  # pragma: no cover - typer/pydantic restrict fmt
         raise ValueError(f"unknown format {fmt!r}")
     write_local_manifest(dst, name, {"kind": "import", "format": fmt, "path": str(src)})
