@@ -1,7 +1,7 @@
 """The four pipeline steps, with folder inputs and outputs like Azure ML command components.
 
     validate  --data DIR                              --out DIR  -> validation.json
-    train     --data DIR --profile P [knobs]          --out DIR  -> weights/best.pt, train_result.json
+    train     --data DIR --profile P [knobs] [--validation DIR] --out DIR  -> weights/best.pt, train_result.json
     evaluate  --model DIR --data DIR --profile P      --out DIR  -> decision.json, evaluation.json, plots
     register  --model DIR --evaluation DIR            --out DIR  -> registration.json
 
@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from visionops.data.dataset import ref_from_folder
 from visionops.data.validation import ValidationReport, validate
+from visionops.errors import DataValidationError
 from visionops.evaluation.challenge import EvaluationOutcome, evaluate_challenger
 from visionops.evaluation.decision import DecisionRule
 from visionops.profiles import get_profile
@@ -58,6 +59,20 @@ def validate_step(data: Path, out: Path) -> ValidationReport:
     report = validate(Path(data))
     _write(Path(out), VALIDATION_JSON, report.to_dict())
     return report.raise_if_failed()
+
+
+def require_validated(validation: Path) -> None:
+    """The pipeline passes the validate step's output to train, which both orders the two steps on
+    Azure ML and lets train refuse a data set whose report is missing or failed."""
+    path = Path(validation) / VALIDATION_JSON
+    if not path.is_file():
+        raise DataValidationError(f"{path} not found: run the validate step first (its --out folder)")
+    report = json.loads(path.read_text())
+    if not report.get("ok"):
+        raise DataValidationError(
+            f"{path} says the data set failed validation ({len(report.get('problems', []))} problem(s)); "
+            "fix it and validate again"
+        )
 
 
 def train_step(
@@ -160,8 +175,13 @@ def _train_cli(
     epochs: Annotated[int | None, typer.Option(help="Override the profile's epochs.")] = None,
     imgsz: Annotated[int | None, typer.Option(help="Override the profile's image size.")] = None,
     batch: Annotated[int | None, typer.Option(help="Override the profile's batch size.")] = None,
+    validation: Annotated[
+        Path | None, typer.Option(help="Output folder of the validate step; refuse to train unless it passed.")
+    ] = None,
 ) -> None:
     """Train a detector on the data set, tracked in MLflow."""
+    if validation is not None:
+        require_validated(validation)
     train_step(data, out, get_settings(), profile=profile, knobs={"epochs": epochs, "imgsz": imgsz, "batch": batch})
 
 
