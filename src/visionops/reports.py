@@ -1,0 +1,352 @@
+"""Tables and figures the notebooks show: training curves from MLflow, predictions beside the
+ground truth, endpoint latency, profiles, model versions and the MLflow UI address.
+
+Figures are `matplotlib.figure.Figure` objects (no pyplot, no GUI backend), like
+`visionops.data.plots`: display them in a notebook, or save them headless in CI. Detections use
+the scoring endpoint's JSON shape for one image (`{"width", "height", "boxes": [[x0, y0, x1, y1]],
+"labels", "confidences"}` in pixels), so predictions made in-process and answers from an endpoint
+are drawn by the same function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
+from PIL import Image
+
+from visionops.data.layout import iter_images, label_path_for, read_class_names, read_labels
+from visionops.settings import Settings
+
+_FONT = "DejaVu Sans"
+LOSSES = ("train_box_loss", "val_box_loss", "train_cls_loss", "val_cls_loss")
+QUALITY = ("map50_95", "map50", "precision", "recall")
+
+
+# --- training -----------------------------------------------------------------------------------
+def metric_history(settings: Settings, run_id: str, names: Sequence[str] = LOSSES + QUALITY) -> pd.DataFrame:
+    """Per-epoch values of the run's metrics from MLflow: one row per epoch (index `epoch`),
+    one column per metric that the run logged (missing ones are left out)."""
+    import mlflow
+
+    from visionops.tracking import configure_mlflow
+
+    configure_mlflow(settings)
+    client = mlflow.MlflowClient()
+    columns: dict[str, pd.Series] = {}
+    for name in names:
+        history = client.get_metric_history(run_id, name)
+        if history:
+            by_step = {m.step: m.value for m in sorted(history, key=lambda m: (m.step, m.timestamp))}
+            columns[name] = pd.Series(by_step, dtype=float)
+    frame = pd.DataFrame(columns)
+    frame.index.name = "epoch"
+    return frame.sort_index()
+
+
+def plot_training_curves(history: pd.DataFrame, *, title: str = "Training curves") -> Figure:
+    """Left: losses per epoch (train solid, validation dashed). Right: mAP, precision, recall."""
+    fig = Figure(figsize=(11, 3.8), layout="constrained")
+    ax_loss, ax_q = fig.subplots(1, 2)
+    for name in (c for c in LOSSES if c in history):
+        ax_loss.plot(history.index, history[name], marker="o", markersize=3,
+                     linestyle="--" if name.startswith("val_") else "-", label=name)
+    for name in (c for c in QUALITY if c in history):
+        ax_q.plot(history.index, history[name], marker="o", markersize=3, label=name)
+    ax_loss.set_title("Losses (lower is better)", fontfamily=_FONT)
+    ax_q.set_title("Validation quality (higher is better)", fontfamily=_FONT)
+    ax_q.set_ylim(-0.02, 1.02)
+    for ax in (ax_loss, ax_q):
+        ax.set_xlabel("epoch", fontfamily=_FONT)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(prop={"family": _FONT, "size": 8})
+        else:
+            ax.text(0.5, 0.5, "no metrics logged", ha="center", va="center", transform=ax.transAxes)
+    fig.suptitle(title, fontfamily=_FONT)
+    return fig
+
+
+def mlflow_ui(settings: Settings, experiment_id: str | None = None, run_id: str | None = None,
+              port: int = 5000) -> dict[str, str]:
+    """The command that opens the MLflow UI on this backend's store, and the page of a run."""
+    base = f"http://127.0.0.1:{port}"
+    url = base
+    if experiment_id and run_id:
+        url = f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+    elif experiment_id:
+        url = f"{base}/#/experiments/{experiment_id}"
+    command = f".venv/bin/mlflow ui --backend-store-uri {settings.tracking_uri} --port {port}  (or: make mlflow-ui)"
+    if settings.backend == "azure":
+        command = "open the run in Azure ML studio (Jobs); the workspace is the MLflow server"
+    return {"command": command, "url": url}
+
+
+# --- predictions ----------------------------------------------------------------------------
+def sample_images(root: Path, split: str = "test", n: int = 4) -> list[Path]:
+    """The first `n` images of a split (data set order, so every run shows the same ones)."""
+    return list(iter_images(Path(root), split))[:n]
+
+
+def ground_truth(root: Path, image: Path, split: str = "test") -> dict[str, Any]:
+    """The labelled boxes of one image, in the endpoint's detection shape (confidence 1)."""
+    names = read_class_names(root)
+    with Image.open(image) as im:
+        width, height = im.size
+    boxes, labels = [], []
+    for b in read_labels(label_path_for(root, split, Path(image))):
+        x0, y0, x1, y1 = b.corners()
+        boxes.append([x0 * width, y0 * height, x1 * width, y1 * height])
+        labels.append(names[b.cls] if 0 <= b.cls < len(names) else str(b.cls))
+    return {"width": width, "height": height, "boxes": boxes, "class_ids": [], "labels": labels,
+            "confidences": [1.0] * len(boxes)}
+
+
+def ground_truths(root: Path, images: Sequence[Path], split: str = "test") -> list[dict[str, Any]]:
+    return [ground_truth(root, image, split) for image in images]
+
+
+def predict(weights: Path, images: Sequence[Path], settings: Settings, *, imgsz: int | None = None,
+            conf: float = 0.25) -> list[dict[str, Any]]:
+    """Detections of a .pt model on image files, in the endpoint's JSON shape (pixels)."""
+    from visionops import offline
+    from visionops.training import resolve_device
+
+    offline.configure(settings.yolo_config_dir, settings.threads)
+    from ultralytics import YOLO
+
+    model = YOLO(str(weights))
+    kwargs: dict[str, Any] = {"conf": conf, "device": resolve_device(settings.device), "verbose": False}
+    if imgsz:
+        kwargs["imgsz"] = imgsz
+    out = []
+    for r in model.predict([str(p) for p in images], **kwargs):
+        h, w = r.orig_shape
+        cls = [int(c) for c in r.boxes.cls.tolist()]
+        out.append({
+            "width": int(w), "height": int(h),
+            "boxes": [[round(float(v), 2) for v in b] for b in r.boxes.xyxy.tolist()],
+            "class_ids": cls,
+            "labels": [str(r.names[c]) for c in cls],
+            "confidences": [round(float(c), 4) for c in r.boxes.conf.tolist()],
+        })
+    return out
+
+
+def _colour(label: str, palette: dict[str, Any]) -> Any:
+    from matplotlib import colormaps
+
+    if label not in palette:
+        palette[label] = colormaps["tab10"](len(palette) % 10)
+    return palette[label]
+
+
+def _draw(ax, image: Path | Image.Image, det: dict[str, Any] | None, title: str, palette: dict[str, Any]) -> None:
+    if isinstance(image, Image.Image):
+        rgb = np.asarray(image.convert("RGB"))
+    else:
+        with Image.open(image) as im:
+            rgb = np.asarray(im.convert("RGB"))
+    ax.imshow(rgb)
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=8, fontfamily=_FONT)
+    if not det:
+        return
+    confs = det.get("confidences") or [None] * len(det.get("boxes", []))
+    for box, label, c in zip(det.get("boxes", []), det.get("labels", []), confs, strict=False):
+        x0, y0, x1, y1 = box
+        colour = _colour(label, palette)
+        ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=colour, linewidth=1.5))
+        text = label if c is None or c >= 1.0 else f"{label} {c:.2f}"
+        ax.text(x0, y0, text, fontsize=7, fontfamily=_FONT, color="white", va="bottom",
+                bbox={"facecolor": colour, "edgecolor": "none", "pad": 1, "alpha": 0.8})
+
+
+def plot_detections(
+    images: Sequence[Path | Image.Image],
+    predictions: Sequence[dict[str, Any]],
+    truths: Sequence[dict[str, Any]] | None = None,
+    *,
+    title: str = "Predictions",
+) -> Figure:
+    """One row per image: the ground truth (when given) beside the predicted boxes."""
+    if len(predictions) != len(images) or (truths is not None and len(truths) != len(images)):
+        raise ValueError(f"{len(images)} images but {len(predictions)} predictions"
+                         + ("" if truths is None else f" and {len(truths)} ground truths"))
+    cols = 1 if truths is None else 2
+    rows = max(1, len(images))
+    fig = Figure(figsize=(3.2 * cols, 3.2 * rows), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
+    palette: dict[str, Any] = {}
+    for i, image in enumerate(images):
+        name = Path(image).name if isinstance(image, str | Path) else f"image {i}"
+        pred = predictions[i]
+        if truths is not None:
+            _draw(axes[i][0], image, truths[i], f"{name}: ground truth ({len(truths[i]['boxes'])})", palette)
+        _draw(axes[i][cols - 1], image, pred, f"{name}: predicted ({len(pred.get('boxes', []))})", palette)
+    if not images:
+        axes[0][0].set_axis_off()
+        axes[0][0].text(0.5, 0.5, "no images", ha="center", va="center")
+    fig.suptitle(title, fontfamily=_FONT)
+    return fig
+
+
+# --- latency ------------------------------------------------------------------------------------
+def latency_summary(latencies_ms: Sequence[float]) -> dict[str, float]:
+    """Count, mean, p50, p95 and max of request latencies in milliseconds."""
+    arr = np.asarray(list(latencies_ms), dtype=float)
+    if arr.size == 0:
+        return {"requests": 0}
+    return {
+        "requests": int(arr.size),
+        "mean_ms": round(float(arr.mean()), 2),
+        "p50_ms": round(float(np.percentile(arr, 50)), 2),
+        "p95_ms": round(float(np.percentile(arr, 95)), 2),
+        "max_ms": round(float(arr.max()), 2),
+    }
+
+
+def plot_latency(latencies_ms: Sequence[float], *, title: str = "Endpoint latency") -> Figure:
+    """Latency per request in order (warm-up shows as the first points) and its p50/p95."""
+    arr = np.asarray(list(latencies_ms), dtype=float)
+    fig = Figure(figsize=(7, 3.2), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot(np.arange(1, arr.size + 1), arr, marker="o", markersize=3, label="request")
+    if arr.size:
+        s = latency_summary(arr)
+        ax.axhline(s["p50_ms"], color="tab:green", linestyle="--", label=f"p50 {s['p50_ms']:.1f} ms")
+        ax.axhline(s["p95_ms"], color="tab:red", linestyle=":", label=f"p95 {s['p95_ms']:.1f} ms")
+    ax.set_xlabel("request", fontfamily=_FONT)
+    ax.set_ylabel("round trip (ms)", fontfamily=_FONT)
+    ax.set_title(title, fontfamily=_FONT)
+    ax.grid(alpha=0.3)
+    ax.legend(prop={"family": _FONT, "size": 8})
+    return fig
+
+
+# --- tables -------------------------------------------------------------------------------------
+def _canonical(name: str) -> str:
+    return name.strip().lower().replace("_", "-").replace(".", "-")
+
+
+def read_constraints(path: Path) -> dict[str, str]:
+    """`name==version` pins of a pip constraints file, keyed by canonical package name."""
+    pins: dict[str, str] = {}
+    if not Path(path).is_file():
+        return pins
+    for raw in Path(path).read_text().splitlines():
+        line = raw.split("#", 1)[0].split(";", 1)[0].strip()  # no comments, no environment markers
+        if "==" in line and not line.startswith("-"):
+            name, _, version = line.partition("==")
+            pins[_canonical(name.split("[")[0])] = version.strip()
+    return pins
+
+
+def environments_table(root: Path) -> pd.DataFrame:
+    """The conda environments in `environments/conda/` next to the pins they share with
+    `requirements/constraints.txt` (the single resolver run over pyproject.toml's extras)."""
+    import yaml
+
+    root = Path(root)
+    constraints = read_constraints(root / "requirements" / "constraints.txt")
+    rows = []
+    for path in sorted((root / "environments" / "conda").glob("*.yml")):
+        text = path.read_text()
+        doc = yaml.safe_load(text) or {}
+        comment = next((ln.lstrip("# ").strip() for ln in text.splitlines() if ln.startswith("#")), "")
+        python, pins = "", {}
+        for dep in doc.get("dependencies") or []:
+            if isinstance(dep, str) and dep.startswith("python"):
+                python = dep.partition("=")[2].lstrip("=")
+            elif isinstance(dep, dict):
+                for entry in dep.get("pip") or []:
+                    if "==" in entry and not entry.startswith("-"):
+                        name, _, version = entry.partition("==")
+                        pins[_canonical(name.split("[")[0])] = version.strip()
+        agree = sum(constraints.get(n) == v for n, v in pins.items())
+        rows.append({
+            "environment": doc.get("name", path.stem),
+            "file": path.relative_to(root).as_posix(),
+            "python": python,
+            "pinned packages": len(pins),
+            "same pin as constraints.txt": f"{agree}/{len(pins)}",
+            "installs the repo (-e)": any(isinstance(d, dict) and any(str(e).startswith("-e") for e in d.get("pip", []))
+                                          for d in doc.get("dependencies") or []),
+            "purpose": comment.split(":", 1)[-1].strip() if ":" in comment else comment,
+        })
+    cols = ["environment", "file", "python", "pinned packages", "same pin as constraints.txt",
+            "installs the repo (-e)", "purpose"]
+    return pd.DataFrame(rows, columns=cols).set_index("environment")
+
+
+def datasets_table(refs: Sequence[Any]) -> pd.DataFrame:
+    """Registered data set versions (DatasetRef): name, version, images per split, created."""
+    rows = [{
+        "name": r.name, "version": r.version,
+        **{s: r.counts.get(s, {}).get("images", 0) for s in ("train", "val", "test")},
+        "created": r.created, "path": r.path,
+    } for r in refs]
+    return pd.DataFrame(rows, columns=["name", "version", "train", "val", "test", "created", "path"])
+
+
+def profiles_table() -> pd.DataFrame:
+    """The run profiles side by side: data size, training schedule, decision rule."""
+    from visionops.profiles import PROFILES
+
+    rows = []
+    for p in PROFILES.values():
+        rows.append({
+            "profile": p.name,
+            "train/val/test images": f"{p.data.n_train}/{p.data.n_val}/{p.data.n_test}",
+            "image size": p.data.image_size,
+            "model": p.train.model,
+            "epochs": p.train.epochs,
+            "imgsz": p.train.imgsz,
+            "batch": p.train.batch,
+            "optimizer": p.train.optimizer,
+            "decision": f"{p.decision.metric} {p.decision.direction}, floor {p.decision.floor}, "
+                        f"min gain {p.decision.min_gain}",
+            "for": p.description,
+        })
+    return pd.DataFrame(rows).set_index("profile")
+
+
+def per_class_table(result: Any) -> pd.DataFrame:
+    """Per-class precision, recall and AP of an EvalResult (one row per class)."""
+    rows = [c.model_dump() for c in result.per_class]
+    cols = ["name", "instances", "precision", "recall", "ap50", "ap50_95"]
+    return pd.DataFrame(rows, columns=cols).set_index("name").round(4)
+
+
+def decision_table(outcome: Any) -> pd.DataFrame:
+    """Challenger and champion side by side on every metric, with the rule's metric marked."""
+    d = outcome.decision
+    rows = {"challenger": outcome.challenger.metrics}
+    if outcome.champion is not None:
+        rows[f"champion v{outcome.champion_version}"] = outcome.champion.metrics
+    frame = pd.DataFrame(rows).round(4)
+    frame.index = [f"{m} (decides)" if m == d.metric else m for m in frame.index]
+    return frame
+
+
+def versions_table(settings: Settings, name: str | None = None) -> pd.DataFrame:
+    """Registered versions of the model: stage, decision metric, data set and training run."""
+    from visionops import registry
+
+    rows = []
+    for r in registry.list_versions(settings, name):
+        rows.append({
+            "version": r.version,
+            "stage": r.tags.get("stage", ""),
+            "map50_95": r.metric("map50_95"),
+            "dataset": f"{r.tags.get('dataset.name', '')}:{r.tags.get('dataset.version', '')}",
+            "train run": r.tags.get("train.run_id", ""),
+        })
+    return pd.DataFrame(rows, columns=["version", "stage", "map50_95", "dataset", "train run"]).set_index("version")
