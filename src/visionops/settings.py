@@ -68,6 +68,16 @@ class Settings(BaseSettings):
     max_payload_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Largest request body accepted.")
     max_image_pixels: int = Field(4096 * 4096, ge=64, description="Largest decoded image (width x height).")
     max_images_per_request: int = Field(8, ge=1, description="Most images in one request.")
+    min_image_side: int = Field(8, ge=1, description="Smallest image side (pixels) the scoring server accepts.")
+
+    # --- serving (score.py, the local endpoint) ---------------------------------------------
+    serving_runtime: Literal["auto", "onnx", "pytorch"] = Field(
+        "auto", description="Scoring runtime: onnx (ONNX Runtime), pytorch (Ultralytics), auto (onnx when exported)."
+    )
+    serving_host: str = Field(
+        "127.0.0.1", description="Interface the local endpoint listens on (loopback; 0.0.0.0 exposes it)."
+    )
+    serving_workers: int = Field(1, ge=1, description="Worker processes of the local endpoint (azmlinfsrv/gunicorn).")
 
     # --- endpoint the web page calls (never sent to the browser) ------------------------------
     endpoint_url: str | None = Field(None, description="Scoring URL the web page calls (local or Azure).")
