@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from visionops.data.catalog import DatasetRef
+from visionops.serving.endpoint import EndpointInfo
 from visionops.settings import Settings
+
+if TYPE_CHECKING:
+    from visionops.registry import ModelVersionRef
 
 
 class Workspace(ABC):
@@ -46,3 +50,26 @@ class Workspace(ABC):
     @abstractmethod
     def wait_training(self, job_id: str) -> dict[str, Any]:
         """Block until the job ends; returns its status and metrics; raises when it failed."""
+
+    # --- endpoints -----------------------------------------------------------------------------
+    @abstractmethod
+    def deploy_endpoint(
+        self,
+        model: ModelVersionRef | None = None,
+        *,
+        name: str | None = None,
+        runtime: str = "onnx",
+        auth: bool = True,
+    ) -> EndpointInfo:
+        """Serve a registered version (default: the champion) behind score.py; replaces an endpoint
+        of the same name. Key auth (Authorization: Bearer <key>) unless auth=False. The returned
+        info carries the key as a SecretStr (never in its repr or dumps)."""
+
+    @abstractmethod
+    def invoke_endpoint(self, endpoint: EndpointInfo, payload: dict[str, Any]) -> dict[str, Any]:
+        """POST the JSON payload ({"image": base64} or {"images": [...]}, conf, iou, max_det) and
+        return the endpoint's JSON; raises EndpointError (status and error body) on a 4xx/5xx."""
+
+    @abstractmethod
+    def delete_endpoint(self, endpoint: EndpointInfo) -> None:
+        """Tear the endpoint down (local: stop the server and remove its key); no-op when gone."""

@@ -7,6 +7,7 @@ from typing import Any
 
 from visionops.data.catalog import DatasetRef, LocalDatasetCatalog
 from visionops.profiles import get_profile
+from visionops.serving.endpoint import EndpointClient, EndpointInfo
 from visionops.training import TrainResult, train
 from visionops.workspace.base import Workspace
 
@@ -40,3 +41,19 @@ class LocalWorkspace(Workspace):
     def wait_training(self, job_id: str) -> dict[str, Any]:
         result = self._jobs[job_id]
         return {"status": "Completed", "run_id": job_id, "metrics": result.metrics, "weights": str(result.weights)}
+
+    def deploy_endpoint(self, model=None, *, name=None, runtime="onnx", auth=True) -> EndpointInfo:
+        """azmlinfsrv with score.py on a loopback port, in the background (it outlives this process,
+        like an Azure endpoint); outputs/endpoints/<name>/ holds its record, log and 0600 key file."""
+        from visionops.serving.local_endpoint import DEFAULT_NAME, deploy_local
+
+        return deploy_local(self.settings, model=model, name=name or DEFAULT_NAME, runtime=runtime, auth=auth)
+
+    def invoke_endpoint(self, endpoint: EndpointInfo, payload: dict[str, Any]) -> dict[str, Any]:
+        with EndpointClient(endpoint) as client:
+            return client.score(payload)
+
+    def delete_endpoint(self, endpoint: EndpointInfo) -> None:
+        from visionops.serving.local_endpoint import stop_local
+
+        stop_local(self.settings, endpoint.name)
