@@ -92,6 +92,25 @@ class Settings(BaseSettings):
     compute_max_nodes: int = Field(1, ge=1, description="Largest node count of the cluster.")
     endpoint_name: str = Field("visionops-shapes", description="Online endpoint name (azure backend).")
     endpoint_instance_type: str = Field("Standard_DS3_v2", description="VM size of the online deployment.")
+    endpoint_instance_count: int = Field(1, ge=1, description="Instances of the online deployment.")
+    endpoint_kind: Literal["managed", "kubernetes"] = Field(
+        "managed", description="Online endpoint type: managed, or kubernetes (an attached AKS/Arc cluster)."
+    )
+    kubernetes_compute: str | None = Field(
+        None, description="Attached Kubernetes compute for endpoint_kind=kubernetes."
+    )
+    kubernetes_instance_type: str = Field(
+        "defaultinstancetype", description="Instance type on the Kubernetes compute (endpoint_kind=kubernetes)."
+    )
+    compute_idle_seconds: int = Field(
+        900, ge=0, description="Idle seconds before the training cluster scales back to zero nodes."
+    )
+    azure_config_file: Path | None = Field(
+        None, description="Workspace config.json (default: <root>/config.json or <root>/.azureml/config.json)."
+    )
+    azure_client_factory: str | None = Field(
+        None, description="module:function returning the MLClient to use (tests/notebooks inject a mock with it)."
+    )
 
     @field_validator("root", mode="after")
     @classmethod

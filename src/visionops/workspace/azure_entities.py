@@ -1,0 +1,263 @@
+"""The Azure ML entities the azure backend sends, built from settings with no workspace at hand.
+
+Kept apart from `AzureWorkspace` (which decides *when* to send them) so that each entity can be
+built, validated and inspected offline: what a test asserts is exactly what would go over the
+wire. Imported only by the azure backend.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from azure.ai.ml import Input, Output, command, load_environment
+from azure.ai.ml.constants import AssetTypes
+from azure.ai.ml.entities import (
+    AmlCompute,
+    CodeConfiguration,
+    Data,
+    Environment,
+    KubernetesOnlineDeployment,
+    KubernetesOnlineEndpoint,
+    ManagedOnlineDeployment,
+    ManagedOnlineEndpoint,
+    OnlineRequestSettings,
+    ProbeSettings,
+)
+
+from visionops.data.catalog import DatasetRef
+from visionops.errors import ConfigError
+from visionops.pipeline.components import load_components, step_environment
+from visionops.settings import Settings
+
+TRAINING_ENV = "training"
+INFERENCE_ENV = "inference"
+
+# GPU sizes Azure has retired; a cluster of these can no longer be created (K80, P100, P40, M60
+# retired 2023-08/09; V100 NCv3 retired 2025-09-30). Anchor templates still default to Standard_NC6.
+RETIRED_SKUS = {
+    s.lower()
+    for s in (
+        "Standard_NC6", "Standard_NC12", "Standard_NC24", "Standard_NC24r",
+        "Standard_NC6_Promo", "Standard_NC12_Promo", "Standard_NC24_Promo", "Standard_NC24r_Promo",
+        "Standard_NC6s_v2", "Standard_NC12s_v2", "Standard_NC24s_v2", "Standard_NC24rs_v2",
+        "Standard_NC6s_v3", "Standard_NC12s_v3", "Standard_NC24s_v3", "Standard_NC24rs_v3",
+        "Standard_ND6s", "Standard_ND12s", "Standard_ND24s", "Standard_ND24rs",
+        "Standard_NV6", "Standard_NV12", "Standard_NV24",
+        "Standard_NV6_Promo", "Standard_NV12_Promo", "Standard_NV24_Promo",
+    )
+}
+
+
+def source_root() -> Path:
+    """The repository root: the code snapshot of jobs (filtered by .amlignore) and the home of
+    environments/. Taken from the component YAMLs' `code:` so it is the folder Azure ML uploads."""
+    return load_components()["train"].code
+
+
+def content_version(*paths: Path) -> str:
+    """12 hex digits of the files' bytes: same files, same version, on every machine."""
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(Path(p).name.encode())
+        h.update(Path(p).read_bytes())
+    return h.hexdigest()[:12]
+
+
+# --- assets ------------------------------------------------------------------------------------
+def environment_asset(kind: str, root: Path | None = None) -> Environment:
+    """environments/azureml/<kind>.yml loaded by azure-ai-ml (schema-checked; its conda_file path
+    is relative to the YAML), versioned by the content of the YAML and its conda file."""
+    path = (root or source_root()) / "environments" / "azureml" / f"{kind}.yml"
+    if not path.is_file():
+        raise ConfigError(f"{path} not found: the azure backend needs the environments/ folder of a source checkout")
+    env = load_environment(source=str(path))
+    files = [path]
+    conda = _conda_path(path)
+    if conda is not None:
+        files.append(conda)
+    env.version = content_version(*files)
+    return env
+
+
+def _conda_path(env_yaml: Path) -> Path | None:
+    import yaml
+
+    raw = yaml.safe_load(env_yaml.read_text())
+    rel = raw.get("conda_file")
+    return (env_yaml.parent / rel).resolve() if isinstance(rel, str) else None
+
+
+def data_asset(ref: DatasetRef) -> Data:
+    """A uri_folder data asset for a validated catalog copy: same name, content-hash version,
+    counts and classes as tags (so get/list need no download)."""
+    return Data(
+        name=ref.name,
+        version=ref.version,
+        type=AssetTypes.URI_FOLDER,
+        path=ref.path,
+        description=f"VisionOps data set {ref.name} (YOLO layout + manifest.json), content-hash version",
+        tags={
+            "project": "visionops",
+            "format": "yolo",
+            "content_hash": ref.version,
+            "classes": json.dumps(ref.classes),
+            "counts": json.dumps(ref.counts, sort_keys=True),
+        },
+    )
+
+
+def dataset_ref(asset: Any) -> DatasetRef:
+    """The backend-neutral description of a data asset (from the tags data_asset() wrote)."""
+    tags = dict(getattr(asset, "tags", None) or {})
+    created = getattr(getattr(asset, "creation_context", None), "created_at", None)
+    return DatasetRef(
+        name=asset.name,
+        version=str(asset.version),
+        path=f"azureml:{asset.name}:{asset.version}",
+        created=str(created or ""),
+        counts=json.loads(tags.get("counts", "{}")),
+        classes=json.loads(tags.get("classes", "[]")),
+        backend="azure",
+    )
+
+
+# --- compute and jobs --------------------------------------------------------------------------
+def check_sku(sku: str, setting: str = "VISIONOPS_COMPUTE_SKU") -> str:
+    if sku.lower() in RETIRED_SKUS:
+        raise ConfigError(
+            f"{setting}={sku} is a retired VM size and cannot be created; use a current one such as "
+            "Standard_NC4as_T4_v3 (T4), Standard_NC24ads_A100_v4 (A100) or a CPU size like Standard_D4s_v3"
+        )
+    return sku
+
+
+def compute_cluster(settings: Settings) -> AmlCompute:
+    """The training cluster: scales to zero when idle, so it costs nothing between runs."""
+    return AmlCompute(
+        name=settings.compute_name,
+        size=check_sku(settings.compute_sku),
+        min_instances=0,
+        max_instances=settings.compute_max_nodes,
+        idle_time_before_scale_down=settings.compute_idle_seconds,
+        tier="dedicated",
+        tags={"project": "visionops"},
+    )
+
+
+def training_job(
+    settings: Settings,
+    *,
+    dataset: DatasetRef,
+    profile: str,
+    environment: str,
+    knobs: dict[str, Any] | None = None,
+    root: Path | None = None,
+) -> Any:
+    """A command job running the train component's command on the cluster.
+
+    Built with `command(...)` from the component's own template (not by calling the loaded
+    component: azure-ai-ml re-resolves its relative `code:` against the working directory then).
+    Optional `$[[...]]` segments whose inputs are not given are dropped before sending."""
+    spec = load_components()["train"]
+    knobs = {k: v for k, v in (knobs or {}).items() if v is not None}
+    unknown = sorted(set(knobs) - set(spec.inputs))
+    if unknown:
+        raise ConfigError(f"train takes no knob(s) {unknown}; it takes {sorted(set(spec.inputs) - {'data'})}")
+    inputs: dict[str, Any] = {
+        "data": Input(type=AssetTypes.URI_FOLDER, path=_asset_uri(dataset)),
+        "profile": profile,
+        **knobs,
+    }
+    root = root or spec.code
+    return command(
+        name=None,
+        display_name=f"train {dataset.name}:{dataset.version} ({profile})",
+        description="visionops.pipeline.steps train on an Azure ML compute cluster",
+        experiment_name=settings.experiment_name,
+        command=spec.command_for(set(inputs)),
+        code=str(root),
+        inputs=inputs,
+        outputs={"model": Output(type=AssetTypes.URI_FOLDER)},
+        environment=environment,
+        environment_variables=step_environment(settings, code_root=root, local=False),
+        compute=settings.compute_name,
+        tags={"project": "visionops", "profile": profile, "dataset": f"{dataset.name}:{dataset.version}"},
+    )
+
+
+def _asset_uri(dataset: DatasetRef) -> str:
+    """`azureml:name:version` for a registered data asset (a DatasetRef from either backend)."""
+    return dataset.path if dataset.path.startswith("azureml:") else f"azureml:{dataset.name}:{dataset.version}"
+
+
+# --- online endpoints --------------------------------------------------------------------------
+def online_endpoint(settings: Settings, name: str, *, traffic: dict[str, int] | None = None) -> Any:
+    """A managed (default) or Kubernetes online endpoint with key auth."""
+    common = {
+        "name": name,
+        "auth_mode": "key",
+        "description": f"VisionOps detector {settings.model_name}",
+        "tags": {"project": "visionops", "model": settings.model_name},
+    }
+    if traffic is not None:
+        common["traffic"] = dict(traffic)
+    if settings.endpoint_kind == "kubernetes":
+        if not settings.kubernetes_compute:
+            raise ConfigError(
+                "VISIONOPS_ENDPOINT_KIND=kubernetes needs VISIONOPS_KUBERNETES_COMPUTE: the name of the "
+                "Kubernetes cluster attached to the workspace (AKS or Arc with the Azure ML extension)"
+            )
+        return KubernetesOnlineEndpoint(compute=settings.kubernetes_compute, **common)
+    return ManagedOnlineEndpoint(**common)
+
+
+def online_deployment(
+    settings: Settings,
+    *,
+    endpoint_name: str,
+    name: str,
+    model_name: str,
+    model_version: str,
+    environment: str,
+    runtime: str,
+    root: Path | None = None,
+) -> Any:
+    """A deployment of a registered model version behind score.py.
+
+    The code configuration is the `src/` folder with scoring script visionops/serving/score.py:
+    the inference server puts the code folder on sys.path, which makes `import visionops` work
+    without installing the package in the image."""
+    root = root or source_root()
+    code = root / "src"
+    if not (code / "visionops" / "serving" / "score.py").is_file():
+        raise ConfigError(f"{code / 'visionops/serving/score.py'} not found: deploy from a source checkout")
+    common: dict[str, Any] = {
+        "name": name,
+        "endpoint_name": endpoint_name,
+        "model": f"azureml:{model_name}:{model_version}",
+        "environment": environment,
+        "code_configuration": CodeConfiguration(code=str(code), scoring_script="visionops/serving/score.py"),
+        "environment_variables": {
+            "VISIONOPS_SERVING_RUNTIME": runtime,
+            "VISIONOPS_SERVING_MODEL_NAME": model_name,
+            "VISIONOPS_SERVING_MODEL_VERSION": str(model_version),
+            "VISIONOPS_MAX_PAYLOAD_BYTES": str(settings.max_payload_bytes),
+            "VISIONOPS_MAX_IMAGE_PIXELS": str(settings.max_image_pixels),
+            "VISIONOPS_MAX_IMAGES_PER_REQUEST": str(settings.max_images_per_request),
+            "YOLO_OFFLINE": "1",
+        },
+        "instance_count": settings.endpoint_instance_count,
+        "request_settings": OnlineRequestSettings(request_timeout_ms=60_000, max_concurrent_requests_per_instance=1),
+        # model load (ONNX or PyTorch) takes a while on a cold node: do not kill it while it starts
+        "readiness_probe": ProbeSettings(initial_delay=30, period=10, timeout=5, failure_threshold=30),
+        "liveness_probe": ProbeSettings(initial_delay=30, period=10, timeout=5, failure_threshold=30),
+        "tags": {"project": "visionops", "model": f"{model_name}:{model_version}", "runtime": runtime},
+    }
+    if settings.endpoint_kind == "kubernetes":
+        return KubernetesOnlineDeployment(instance_type=settings.kubernetes_instance_type, **common)
+    return ManagedOnlineDeployment(
+        instance_type=check_sku(settings.endpoint_instance_type, "VISIONOPS_ENDPOINT_INSTANCE_TYPE"), **common
+    )
