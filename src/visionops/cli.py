@@ -461,6 +461,267 @@ def webapp_cmd(
     serve(s, host=host, port=port, endpoint=endpoint)
 
 
+# --- pipeline (the Azure ML components; run locally as subprocesses or submitted to Azure ML) -----
+pipeline_app = typer.Typer(
+    no_args_is_help=True,
+    help="The validate -> train -> evaluate -> register pipeline: show, build, run, publish (local or azure).",
+)
+app.add_typer(pipeline_app, name="pipeline")
+KnobOpt = Annotated[int | None, typer.Option(help="Override the profile's value.")]
+
+
+def _pipeline_dataset(s: Settings, dataset: str | None):
+    """A DatasetRef; on azure `name:version` is taken as given (no lookup), so `build` stays offline."""
+    from visionops.data.catalog import DatasetRef
+
+    if s.backend == "azure" and dataset and ":" in dataset:
+        name, _, version = dataset.partition(":")
+        return DatasetRef(name=name, version=version, path=f"azureml:{name}:{version}", created="", counts={},
+                          classes=[], backend="azure")
+    return _dataset(s, dataset)
+
+
+@pipeline_app.command("show")
+def pipeline_show() -> None:
+    """The graph: each node, its component, where its inputs come from and the command it runs."""
+    from visionops.pipeline.components import GRAPH, check_graph, load_components, pipeline_version
+
+    specs = load_components()
+    table = Table("node", "component", "inputs", "outputs")
+    for node in GRAPH:
+        spec = specs[node.component]
+        table.add_row(node.name, spec.name, ", ".join(f"{k}<-{v}" for k, v in node.inputs.items()),
+                      ", ".join(spec.outputs))
+    console.print(table)
+    for node in GRAPH:
+        console.print(f"[bold]{node.name}[/]: {specs[node.component].command}", highlight=False)
+    problems = check_graph(specs)
+    console.print(f"version {pipeline_version()}; wiring: {'; '.join(problems) if problems else 'sound'}")
+    if problems:
+        raise VisionOpsError("the pipeline graph is miswired: " + "; ".join(problems))
+
+
+@pipeline_app.command("build")
+def pipeline_build(
+    profile: ProfileOpt = "quick",
+    dataset: Annotated[str | None, typer.Option(help="name[:version] (default: the latest registered).")] = None,
+    epochs: KnobOpt = None,
+    imgsz: KnobOpt = None,
+    batch: KnobOpt = None,
+    backend: BackendOpt = None,
+    out: Annotated[Path | None, typer.Option(
+        help="Write the plan (local, JSON) or the pipeline job (azure, YAML).")] = None,
+) -> None:
+    """Build without running: local renders every command; azure builds and validates the pipeline job
+    offline (needs no workspace when --dataset is name:version) and dumps its YAML."""
+    from visionops.workspace import get_workspace
+
+    s = _settings(backend)
+    ws = get_workspace(s)
+    knobs = {k: v for k, v in {"epochs": epochs, "imgsz": imgsz, "batch": batch}.items() if v is not None}
+    built = ws.build_pipeline(_pipeline_dataset(s, dataset), profile, **knobs)
+    if s.backend == "azure":
+        result = built._validate()
+        if not result.passed:
+            raise VisionOpsError(f"the pipeline job does not validate: {result.error_messages}")
+        target = out or s.outputs_dir / "pipeline" / "azure_pipeline_job.yml"  # absolute paths: never commit it
+        target.parent.mkdir(parents=True, exist_ok=True)
+        built.dump(str(target))
+        console.print(f"pipeline job validated; YAML written to {target}")
+        return
+    target = out or built.run_dir / "plan.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(built.model_dump_json(indent=2))
+    for node in built.nodes:
+        console.print(f"[bold]{node.name}[/]: {node.command}", highlight=False)
+    console.print(f"plan written to {target}")
+
+
+@pipeline_app.command("run")
+def pipeline_run(
+    profile: ProfileOpt = "quick",
+    dataset: Annotated[str | None, typer.Option(help="name[:version] (default: the latest registered).")] = None,
+    epochs: KnobOpt = None,
+    imgsz: KnobOpt = None,
+    batch: KnobOpt = None,
+    backend: BackendOpt = None,
+    wait: Annotated[bool, typer.Option(
+        "--wait/--no-wait", help="Azure: wait for the job (local always waits).")] = True,
+    metadata: Annotated[Path | None, typer.Option(
+        help="Write the run and the resulting production model (name, version, tags) as JSON here.")] = None,
+) -> None:
+    """Run the pipeline: locally as subprocesses, or as an Azure ML pipeline job (exit 1 when it fails)."""
+    from visionops.workspace import get_workspace
+
+    s = _settings(backend)
+    ws = get_workspace(s)
+    knobs = {k: v for k, v in {"epochs": epochs, "imgsz": imgsz, "batch": batch}.items() if v is not None}
+    pipeline = ws.build_pipeline(_pipeline_dataset(s, dataset), profile, **knobs)
+    if s.backend == "local":
+        from visionops.pipeline.local_runner import run_plan
+
+        info = run_plan(pipeline, s, on_step=lambda node, msg: console.print(f"[bold cyan]{node:>9}[/] {msg}",
+                                                                             highlight=False))
+    else:
+        info = ws.submit_pipeline(pipeline, wait=False)
+        console.print(f"submitted {info.run_id}: {info.url}")
+        if wait:
+            info = ws.wait_pipeline(info.run_id)
+    console.print(f"pipeline {info.run_id}: {info.status} ({info.url})")
+    if metadata:
+        metadata.parent.mkdir(parents=True, exist_ok=True)
+        metadata.write_text(json.dumps(_run_metadata(ws, info), indent=2, default=str))
+        console.print(f"metadata written to {metadata}")
+
+
+def _run_metadata(ws, info) -> dict[str, Any]:
+    """The run and the production model it left behind (what the deployment pipeline deploys)."""
+    from visionops import registry
+
+    settings = ws.registry_settings() if ws.backend == "azure" else ws.settings
+    champion = registry.get_champion(settings) if info is None or info.succeeded else None
+    return {
+        "pipeline": None if info is None else info.model_dump(),
+        "model": None if champion is None else {
+            "name": champion.name, "version": champion.version, "uri": champion.uri, "tags": champion.tags,
+        },
+    }
+
+
+@pipeline_app.command("metadata")
+def pipeline_metadata(
+    out: Annotated[Path, typer.Option(help="Where to write the JSON.")],
+    run_id: Annotated[str | None, typer.Option(help="Include this pipeline run (waits until it has ended).")] = None,
+    backend: BackendOpt = None,
+) -> None:
+    """Write the production model (name, version, tags) and optionally a pipeline run as JSON (what
+    the Azure DevOps deployment pipeline reads); exit 1 when there is no production model."""
+    from visionops.workspace import get_workspace
+
+    ws = get_workspace(_settings(backend))
+    info = ws.wait_pipeline(run_id) if run_id else None
+    data = _run_metadata(ws, info)
+    if data["model"] is None:
+        raise VisionOpsError("no production model in the registry; the pipeline registered nothing yet")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(data, indent=2, default=str))
+    console.print(f"production model {data['model']['name']} v{data['model']['version']}; metadata in {out}")
+
+
+@pipeline_app.command("publish")
+def pipeline_publish(
+    backend: BackendOpt = None,
+    cron: Annotated[str | None, typer.Option(help="Azure: retraining schedule, e.g. '0 2 * * 1' (UTC).")] = None,
+    profile: ProfileOpt = "full",
+) -> None:
+    """Freeze the pipeline under its content version (azure: registered components, optional schedule)."""
+    from visionops.workspace import get_workspace
+
+    s = _settings(backend, profile=profile)
+    published = get_workspace(s).publish_pipeline(cron=cron)
+    console.print(f"published {published.name} version {published.version} at {published.location}")
+    if published.schedule:
+        console.print(f"schedule {published.schedule}: {published.cron} UTC")
+
+
+# --- azure online endpoints, step by step (what the Azure DevOps deployment pipeline runs) --------
+azure_app = typer.Typer(
+    no_args_is_help=True,
+    help="Azure ML: set up compute and environments; blue/green deployment in steps (stage, promote).",
+)
+app.add_typer(azure_app, name="azure")
+
+
+def _azure_workspace():
+    from visionops.workspace import get_workspace
+
+    return get_workspace(_settings("azure"))
+
+
+@azure_app.command("setup")
+def azure_setup() -> None:
+    """Create the training cluster when missing and register the training and inference environments."""
+    ws = _azure_workspace()
+    compute = ws.ensure_compute()
+    console.print(f"compute        {compute.name} ({getattr(compute, 'size', '?')})")
+    for kind in ("training", "inference"):
+        console.print(f"environment    {ws.ensure_environment(kind)}")
+
+
+@azure_app.command("stage")
+def azure_stage(
+    version: VersionOpt = None,
+    runtime: Annotated[str, typer.Option(help="onnx or pytorch.")] = "onnx",
+    out: Annotated[Path, typer.Option(help="Where to record the staged deployment (read by promote).")] = Path(
+        "outputs/azure/staged_deployment.json"),
+    skip_if_live: Annotated[bool, typer.Option(help="Do nothing when this version already takes the traffic.")] = True,
+) -> None:
+    """Deploy the production model (or --version) as a new deployment with 0% traffic and smoke-test it."""
+    from visionops import registry
+
+    ws = _azure_workspace()
+    model = registry.get_version(ws.registry_settings(), version) if version else None
+    staged = ws.stage_deployment(model, runtime=runtime, skip_if_live=skip_if_live)
+    ws.smoke_test(staged.endpoint, staged.deployment, model_version=staged.model_version)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(staged.model_dump_json(indent=2))
+    if staged.already_live:
+        console.print(f"{staged.model_name} v{staged.model_version} already serves {staged.endpoint} "
+                      f"({staged.deployment}); smoke test passed; nothing staged")
+        return
+    console.print(f"staged {staged.endpoint}/{staged.deployment}: {staged.model_name} v{staged.model_version}, "
+                  f"0% traffic, smoke test passed; live: {staged.previous or 'none'}; record: {out}")
+
+
+@azure_app.command("promote")
+def azure_promote(
+    staged: Annotated[Path, typer.Option(help="The record written by `visionops azure stage`.")] = Path(
+        "outputs/azure/staged_deployment.json"),
+    keep_previous: Annotated[bool, typer.Option(help="Keep the old deployment at 0% for a roll-back.")] = False,
+) -> None:
+    """Shift all traffic to the staged deployment (after its smoke test and the approval)."""
+    from visionops.workspace.azure import StagedDeployment
+
+    if not staged.is_file():
+        raise VisionOpsError(f"{staged} not found; run `visionops azure stage` first")
+    record = StagedDeployment.model_validate_json(staged.read_text())
+    if record.already_live:
+        console.print(f"{record.endpoint}: {record.model_name} v{record.model_version} is live already; nothing to do")
+        return
+    ws = _azure_workspace()
+    ws.smoke_test(record.endpoint, record.deployment, model_version=record.model_version)
+    traffic = ws.shift_traffic(record.endpoint, record.deployment, retire_previous=not keep_previous)
+    console.print(f"{record.endpoint}: traffic {traffic}")
+
+
+@azure_app.command("endpoint-info")
+def azure_endpoint_info(
+    out: Annotated[Path, typer.Option(help="JSON file (mode 0600) with the scoring URI and the primary key.")],
+) -> None:
+    """Write the endpoint's scoring URI and key for a consumer (the web page's app settings); the key
+    goes only into that file, never to the console."""
+    import os
+
+    ws = _azure_workspace()
+    info = ws.endpoint_info()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump({"name": info.name, "scoring_uri": info.scoring_uri,
+                   "key": info.key.get_secret_value() if info.key else None}, fh)
+    console.print(f"{info.name}: {info.scoring_uri} (key written to {out})")
+
+
+@azure_app.command("smoke")
+def azure_smoke(
+    deployment: Annotated[str | None, typer.Option(help="A deployment (default: whatever takes traffic).")] = None,
+) -> None:
+    """Score a generated image on the endpoint (or one deployment) and check the answer."""
+    ws = _azure_workspace()
+    answer = ws.smoke_test(ws.settings.endpoint_name, deployment)
+    console.print(f"smoke test passed: model {answer.get('model')}")
+
+
 # --- entry point ---------------------------------------------------------------------------
 def run_app(application: typer.Typer) -> None:
     """Run a typer app with our error contract: one line and exit 1 for user errors, 2 for bugs."""

@@ -298,3 +298,23 @@ def step_environment(settings: Any, *, code_root: Path, local: bool) -> dict[str
             VISIONOPS_MLFLOW_TRACKING_URI=settings.tracking_uri,
         )
     return env
+
+
+def pipeline_yaml_problems(path: Path) -> list[str]:
+    """Node inputs of a pipeline job YAML that its components do not declare.
+
+    azure-ai-ml loads `jobs.<node>.inputs.epochz: 3` without a word and drops it (the node then
+    runs with the component's default), so the raw YAML is compared with each component file."""
+    path = Path(path)
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    problems: list[str] = []
+    for name, node in (raw.get("jobs") or {}).items():
+        ref = node.get("component")
+        if not isinstance(ref, str) or ref.startswith("azureml:"):
+            continue  # a registered component: nothing on disk to compare with
+        spec = load_component_spec(path.parent / ref.removeprefix("file:"))
+        for key in sorted(set(node.get("inputs") or {}) - set(spec.inputs)):
+            problems.append(f"node {name}: input {key!r} is not an input of {spec.name} ({sorted(spec.inputs)})")
+        for key in sorted(set(node.get("outputs") or {}) - set(spec.outputs)):
+            problems.append(f"node {name}: output {key!r} is not an output of {spec.name} ({sorted(spec.outputs)})")
+    return problems

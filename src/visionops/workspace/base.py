@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from visionops.data.catalog import DatasetRef
+from visionops.pipeline.runs import PipelineRunInfo, PublishedPipeline
 from visionops.serving.endpoint import EndpointInfo
 from visionops.settings import Settings
 
@@ -73,3 +74,34 @@ class Workspace(ABC):
     @abstractmethod
     def delete_endpoint(self, endpoint: EndpointInfo) -> None:
         """Tear the endpoint down (local: stop the server and remove its key); no-op when gone."""
+
+    # --- pipelines -----------------------------------------------------------------------------
+    # The validate -> train -> evaluate -> register components (visionops.pipeline.components):
+    # local runs their commands as subprocesses, azure submits them as an Azure ML pipeline job.
+    @abstractmethod
+    def build_pipeline(self, dataset: DatasetRef | None = None, profile: str | None = None, **knobs: Any) -> Any:
+        """The pipeline bound to a data set (default: the latest version of the settings' name) and
+        a profile (knobs: epochs, imgsz, batch), not yet run. Local: a PipelinePlan with every
+        command rendered; azure: an azure-ai-ml PipelineJob (validates and dumps offline)."""
+
+    @abstractmethod
+    def submit_pipeline(self, pipeline: Any, *, wait: bool = True) -> PipelineRunInfo:
+        """Run what build_pipeline returned. With wait (always, locally) block until it ends and
+        raise when a step failed; otherwise return at once with the run id and URL."""
+
+    @abstractmethod
+    def wait_pipeline(self, run_id: str) -> PipelineRunInfo:
+        """Block until the run ends; raises (naming the failed step and where its log is) unless
+        it completed."""
+
+    @abstractmethod
+    def publish_pipeline(self, *, name: str | None = None, cron: str | None = None) -> PublishedPipeline:
+        """Freeze the pipeline definition under its content version (azure: registered components;
+        local: a definition folder) so that it can be re-run as it was; azure also creates a
+        retraining schedule when `cron` is given."""
+
+    def run_pipeline(
+        self, dataset: DatasetRef | None = None, profile: str | None = None, **knobs: Any
+    ) -> PipelineRunInfo:
+        """build_pipeline + submit_pipeline(wait=True): the whole pipeline, start to end."""
+        return self.submit_pipeline(self.build_pipeline(dataset, profile, **knobs), wait=True)

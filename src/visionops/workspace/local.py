@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from visionops.data.catalog import DatasetRef, LocalDatasetCatalog
+from visionops.pipeline.runs import PipelineRunInfo, PublishedPipeline
 from visionops.profiles import get_profile
 from visionops.serving.endpoint import EndpointClient, EndpointInfo
 from visionops.training import TrainResult, train
@@ -57,3 +58,43 @@ class LocalWorkspace(Workspace):
         from visionops.serving.local_endpoint import stop_local
 
         stop_local(self.settings, endpoint.name)
+
+    # --- pipelines: the component commands as subprocesses (visionops.pipeline.local_runner) ------
+    def build_pipeline(self, dataset: DatasetRef | None = None, profile: str | None = None, **knobs: Any):
+        """A PipelinePlan: every component command rendered with this run's folders."""
+        from visionops.pipeline.components import check_knobs
+        from visionops.pipeline.local_runner import new_run_dir, plan_pipeline
+
+        check_knobs(knobs)
+        dataset = dataset or self.get_dataset()
+        profile = profile or self.settings.profile
+        return plan_pipeline(Path(dataset.path), profile=profile, run_dir=new_run_dir(self.settings, profile), **knobs)
+
+    def submit_pipeline(self, pipeline, *, wait: bool = True) -> PipelineRunInfo:
+        """Runs the plan here and now (the laptop is the compute), so it always waits."""
+        from visionops.pipeline.local_runner import run_plan
+
+        return run_plan(pipeline, self.settings)
+
+    def wait_pipeline(self, run_id: str) -> PipelineRunInfo:
+        from visionops.errors import TrainingError
+        from visionops.pipeline.local_runner import read_run
+
+        info = read_run(self.settings.outputs_dir / "pipeline_runs" / run_id)
+        if info.status != "Completed":
+            failed = [s.name for s in info.steps if s.status == "Failed"]
+            raise TrainingError(f"local pipeline run {run_id} ended {info.status} (failed: {failed}); see {info.url}")
+        return info
+
+    def publish_pipeline(self, *, name: str | None = None, cron: str | None = None) -> PublishedPipeline:
+        """Freeze the definition under outputs/pipelines/<name>/<version>/; schedules need Azure."""
+        from visionops.errors import ConfigError
+        from visionops.pipeline.components import PIPELINE_NAME
+        from visionops.pipeline.local_runner import publish_local
+
+        if cron:
+            raise ConfigError(
+                "the local backend has no scheduler: publish with backend=azure for a retraining schedule, "
+                "or run `visionops pipeline run` from cron or an Azure DevOps schedule"
+            )
+        return publish_local(self.settings, name or PIPELINE_NAME)
