@@ -55,3 +55,7 @@ clean: ## remove generated data and outputs (keeps .venv)
 	git checkout -- outputs/README.md data/README.md
 
 .PHONY: help setup demo test lint run mlflow-ui bench-train lock clean
+azure-validate: setup ## offline Azure checks, no account: Azure DevOps YAML against Microsoft's schema, then tests/azure
+	$(BIN)/python -m visionops.ci.ado_schema ado_pipelines
+	$(BIN)/python -m pytest tests/azure -q $(PYTEST_ARGS)
+
