@@ -26,7 +26,8 @@ setup: $(STAMP) ## create .venv and install the pinned stack (skipped when up to
 demo: setup ## set up, then run the whole lifecycle locally (quick profile)
 	$(BIN)/visionops run --profile $(PROFILE)
 
-test: setup ## set up, then run every test
+test: setup ## set up, then run every test (installs Debian's chromium for the browser tests when missing)
+	@scripts/ensure-chromium.sh || echo "warning: no chromium; the browser tests will be skipped"
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup ## ruff over src, tests and benchmarks
@@ -41,6 +42,9 @@ mlflow-ui: setup ## open the MLflow UI on the local store (http://127.0.0.1:5000
 bench-train: setup ## benchmark: visionops train vs plain Ultralytics, thread fix vs default
 	$(BIN)/python benchmarks/bench_train.py
 
+bench-serve: setup ## benchmark: in-process vs local endpoint, ONNX Runtime vs PyTorch, 1000 requests at 8 clients
+	$(BIN)/python benchmarks/bench_serve.py
+
 lock: ## re-resolve every pin into requirements/constraints.txt (needs PyPI)
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/python -m pip install --quiet --upgrade "pip==$(PIP_VERSION)"
@@ -54,7 +58,7 @@ clean: ## remove generated data and outputs (keeps .venv)
 	rm -rf outputs/* data/* .ultralytics
 	git checkout -- outputs/README.md data/README.md
 
-.PHONY: help setup demo test lint run mlflow-ui bench-train lock clean
+.PHONY: help setup demo test lint run mlflow-ui bench-train bench-serve lock clean
 azure-validate: setup ## offline Azure checks, no account: Azure DevOps YAML against Microsoft's schema, then tests/azure
 	$(BIN)/python -m visionops.ci.ado_schema ado_pipelines
 	$(BIN)/python -m pytest tests/azure -q $(PYTEST_ARGS)

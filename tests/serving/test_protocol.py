@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import tracemalloc
 
 import pytest
@@ -25,8 +26,8 @@ def test_defaults_and_parameters():
     req = parse_request({"image": encoded(Image.new("RGB", (40, 30)))}, LIMITS)
     assert (req.conf, req.iou, req.max_det) == (0.25, 0.7, 300)
     assert req.images[0].size == (40, 30) and req.images[0].mode == "RGB"
-    req = parse_request('{"images": ["%s"], "conf": 1, "iou": 0.5, "max_det": 5}' % encoded(Image.new("L", (9, 9))),
-                        LIMITS)
+    body = json.dumps({"images": [encoded(Image.new("L", (9, 9)))], "conf": 1, "iou": 0.5, "max_det": 5})
+    req = parse_request(body, LIMITS)
     assert (req.conf, req.iou, req.max_det, req.images[0].mode) == (1.0, 0.5, 5, "RGB")
 
 
