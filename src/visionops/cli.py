@@ -458,7 +458,7 @@ def webapp_cmd(
     s = _settings()
     endpoint = resolve_endpoint(s, name)
     console.print(f"web page on http://{host}:{port}/ calling {endpoint.name} ({endpoint.scoring_uri}); Ctrl-C stops")
-    serve(s, host=host, port=port, endpoint=endpoint)
+    serve(s, host=host, port=port, name=name)  # looks the endpoint up per request: redeploys need no restart
 
 
 # --- pipeline (the Azure ML components; run locally as subprocesses or submitted to Azure ML) -----

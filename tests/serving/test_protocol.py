@@ -101,3 +101,16 @@ def test_key_check_and_front_door():
     assert call({"CONTENT_LENGTH": "10"})[0].startswith("401")
     assert call({"HTTP_AUTHORIZATION": f"Bearer {key}", "CONTENT_LENGTH": "101"})[0].startswith("413")
     assert door({"REQUEST_METHOD": "GET", "PATH_INFO": "/"}, lambda *a: None) == [b"inner"]  # liveness stays open
+
+
+def test_a_failing_model_answers_500_in_the_error_format():
+    from visionops.serving.score import Scorer
+
+    class Broken:
+        name, version, runtime = "m", "1", "onnx"
+
+        def predict(self, *args, **kwargs):
+            raise RuntimeError("boom")
+
+    status, body = Scorer(Broken(), LIMITS).score({"image": encoded(Image.new("RGB", (16, 16)))})
+    assert status == 500 and body["error"]["code"] == "internal_error" and "boom" not in body["error"]["message"]

@@ -130,3 +130,22 @@ def test_browser_upload_draws_boxes_and_labels(live_app, endpoint, detector, ses
     # the page loaded nothing from outside this app (no CDN, no fonts, no telemetry)
     outside = [u for u in requested if not (u.startswith(live_app) or u.startswith(("blob:", "data:")))]
     assert not outside
+
+
+def test_page_follows_the_local_deployment(detector):
+    """Without a fixed endpoint the page looks up the running local deployment on each request."""
+    from visionops.serving.local_endpoint import deploy_local, stop_local
+    from visionops.webapp import create_app
+
+    web = create_app(detector.settings, name="web").test_client()
+    r = web.get("/")
+    assert r.status_code == 503 and "visionops deploy --target local" in r.get_json()["error"]["message"]
+    try:
+        info = deploy_local(detector.settings, name="web")
+        page = web.get("/")
+        assert page.status_code == 200 and info.scoring_uri.encode() in page.data
+        with open(detector.known.path, "rb") as fh:
+            assert web.post("/api/detect", data={"image": (fh, "k.jpg")}).get_json()["prediction"]["boxes"]
+    finally:
+        stop_local(detector.settings, "web")
+    assert web.post("/api/detect", data={"image": (io.BytesIO(b"x"), "k.jpg")}).status_code == 503

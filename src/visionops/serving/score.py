@@ -30,7 +30,7 @@ from azureml_inference_server_http.api.aml_request import rawhttp
 from azureml_inference_server_http.api.aml_response import AMLResponse
 
 from visionops.serving.auth import KEY_ENV, check_authorization
-from visionops.serving.predictor import Predictor, load_predictor
+from visionops.serving.predictor import Predictor, find_model, load_predictor, resolve_runtime
 from visionops.serving.protocol import Limits, RequestError, parse_request, payload_too_large
 from visionops.settings import get_settings
 
@@ -62,7 +62,12 @@ class Scorer:
             log.info("refused %s %s (field %s)", exc.status, exc.code, exc.field)
             return exc.status, exc.to_dict()
         decoded = time.perf_counter()
-        detections = self.predictor.predict(req.images, conf=req.conf, iou=req.iou, max_det=req.max_det)
+        try:
+            detections = self.predictor.predict(req.images, conf=req.conf, iou=req.iou, max_det=req.max_det)
+        except Exception:  # a bug or a broken model, not the client's fault: log it, answer in our format
+            log.exception("prediction failed")
+            return 500, {"error": {"code": "internal_error", "field": None,
+                                   "message": "prediction failed on the server; see the server log"}}
         done = time.perf_counter()
         n = sum(len(d) for d in detections)
         log.info("scored %d image(s), %d detection(s), %.1f ms", len(detections), n, (done - started) * 1e3)
@@ -83,14 +88,13 @@ def build_scorer(model_dir: str | os.PathLike[str] | None = None, *, warmup: boo
     model_dir = model_dir or os.environ.get("AZUREML_MODEL_DIR")
     if not model_dir:
         raise RuntimeError("AZUREML_MODEL_DIR is not set; start the server with --model_dir <registered model folder>")
-    device = "cpu"
-    if settings.serving_runtime == "pytorch" and settings.device != "auto":
-        device = settings.device
-    elif settings.serving_runtime == "pytorch":
+    runtime = resolve_runtime(find_model(model_dir), settings.serving_runtime)
+    device = "cpu"  # ONNX Runtime runs on the CPU execution provider
+    if runtime == "pytorch":
         from visionops.training import resolve_device
 
-        device = resolve_device("auto")
-    predictor = load_predictor(model_dir, settings.serving_runtime, threads=settings.threads, device=device)
+        device = resolve_device(settings.device)  # auto: the GPU when torch sees one
+    predictor = load_predictor(model_dir, runtime, threads=settings.threads, device=device)
     if warmup:
         predictor.warmup()
     return Scorer(predictor, Limits.from_settings(settings), key=os.environ.get(KEY_ENV))

@@ -17,22 +17,32 @@ from typing import Any
 from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from visionops.errors import VisionOpsError
 from visionops.serving.endpoint import EndpointClient, EndpointError, EndpointInfo
 from visionops.serving.local_endpoint import resolve_endpoint
 from visionops.settings import Settings, get_settings
 
 
-def create_app(settings: Settings | None = None, endpoint: EndpointInfo | None = None) -> Flask:
-    """The Flask app; `endpoint` defaults to `resolve_endpoint(settings)`."""
+def create_app(settings: Settings | None = None, endpoint: EndpointInfo | None = None, *,
+               name: str = "local") -> Flask:
+    """The Flask app. Without `endpoint`, each request looks up `resolve_endpoint(settings, name)`
+    (VISIONOPS_ENDPOINT_URL, else the running local deployment), so a redeploy on another port
+    or with a new key needs no restart of the page."""
     settings = settings or get_settings()
-    endpoint = endpoint or resolve_endpoint(settings)
     app = Flask(__name__)
     # an upload becomes ~4/3 bigger once base64-encoded for the endpoint
     app.config["MAX_CONTENT_LENGTH"] = settings.max_payload_bytes * 3 // 4
-    app.config["VISIONOPS_ENDPOINT"] = endpoint
+
+    def current() -> EndpointInfo:
+        return endpoint or resolve_endpoint(settings, name)
+
+    @app.errorhandler(VisionOpsError)
+    def no_endpoint(exc: VisionOpsError) -> Any:
+        return _error(503, "no_endpoint", str(exc), None)
 
     @app.get("/")
     def index() -> str:
+        endpoint = current()
         return render_template(
             "index.html",
             endpoint_name=endpoint.name,
@@ -51,6 +61,7 @@ def create_app(settings: Settings | None = None, endpoint: EndpointInfo | None =
         data = upload.read()
         if not data:
             return _error(400, "empty_image", f"{upload.filename} is empty", "image")
+        endpoint = current()
         payload: dict[str, Any] = {"image": base64.b64encode(data).decode("ascii")}
         if conf := request.form.get("conf"):
             try:
@@ -81,7 +92,7 @@ def create_app(settings: Settings | None = None, endpoint: EndpointInfo | None =
 
     @app.get("/healthz")
     def healthz() -> Any:
-        with EndpointClient(endpoint, timeout=5) as client:
+        with EndpointClient(current(), timeout=5) as client:
             healthy, detail = client.health()
         return jsonify({"webapp": "ok", "endpoint": detail, "endpoint_healthy": healthy})
 
@@ -100,7 +111,7 @@ def _error(status: int, code: str, message: str, field: str | None) -> Any:
 
 
 def serve(settings: Settings | None = None, *, host: str = "127.0.0.1", port: int = 8000,
-          endpoint: EndpointInfo | None = None) -> None:
+          endpoint: EndpointInfo | None = None, name: str = "local") -> None:
     """Run the page with Werkzeug's threaded server (a local demo, not a production server)."""
-    app = create_app(settings, endpoint)
+    app = create_app(settings, endpoint, name=name)
     app.run(host=host, port=port, threaded=True, debug=False, use_reloader=False)
