@@ -95,11 +95,6 @@ class AzureWorkspace(Workspace):
             self._tracking_uri = str(ws.mlflow_tracking_uri)
         return self._tracking_uri
 
-    def registry_settings(self) -> Settings:
-        """Settings whose tracking URI is the workspace's: pass them to visionops.registry and
-        visionops.tracking to use the workspace's MLflow registry with the same code as locally."""
-        return self.settings.with_overrides(mlflow_tracking_uri=self.tracking_uri())
-
     # --- data sets -----------------------------------------------------------------------------
     def register_dataset(self, path: Path, name: str | None = None, source: dict[str, Any] | None = None) -> DatasetRef:
         """Validate and version locally (the local catalog copy is what gets uploaded), then create

@@ -26,6 +26,11 @@ class Workspace(ABC):
         self.settings = settings
 
     # --- tracking ----------------------------------------------------------------------------
+    def registry_settings(self) -> Settings:
+        """Settings whose tracking URI is this backend's: pass them to visionops.registry and
+        visionops.tracking, so the same registry code serves both backends."""
+        return self.settings.with_overrides(mlflow_tracking_uri=self.tracking_uri())
+
     @abstractmethod
     def tracking_uri(self) -> str:
         """The MLflow tracking URI runs and the registry use on this backend."""
