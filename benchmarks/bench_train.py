@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+DEVICE = "cpu"  # resolved in main(): the GPU when there is one, as `visionops train` does
 sys.path.insert(0, str(REPO / "benchmarks"))
 from _report import machine, write_section  # noqa: E402
 
@@ -38,7 +39,8 @@ if cfg["threads"]:
 from ultralytics import YOLO
 t = time.perf_counter()
 m = YOLO(cfg["model"])
-m.train(data=cfg["data"], project=cfg["project"], name="plain", exist_ok=True, device="cpu", workers=0,
+m.train(data=cfg["data"], project=cfg["project"], name="plain", exist_ok=True, device=cfg["device"],
+        workers=0 if cfg["device"] == "cpu" else 8,
         seed=cfg["seed"], deterministic=True, plots=True, verbose=True, **cfg["args"])
 print("TRAIN_SECONDS", time.perf_counter() - t)
 """
@@ -47,7 +49,7 @@ SCORE = r"""
 import json, sys
 from ultralytics import YOLO
 cfg = json.loads(sys.argv[1])
-m = YOLO(cfg["weights"]).val(data=cfg["data"], split="test", imgsz=cfg["imgsz"], batch=16, device="cpu",
+m = YOLO(cfg["weights"]).val(data=cfg["data"], split="test", imgsz=cfg["imgsz"], batch=16, device=cfg["device"],
                              workers=0, plots=False, verbose=False)
 print("SCORE", json.dumps({"map50_95": float(m.box.map), "map50": float(m.box.map50)}))
 """
@@ -63,7 +65,7 @@ def _run(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
 
 
 def _score(python: str, env: dict[str, str], weights: Path, data: Path, imgsz: int) -> dict[str, float]:
-    cfg = {"weights": str(weights), "data": str(data), "imgsz": imgsz}
+    cfg = {"weights": str(weights), "data": str(data), "imgsz": imgsz, "device": DEVICE}
     _, out = _run([python, "-c", SCORE, json.dumps(cfg)], env)
     line = next(ln for ln in out.splitlines() if ln.startswith("SCORE "))
     return json.loads(line.removeprefix("SCORE "))
@@ -77,6 +79,7 @@ def main() -> None:
     ap.add_argument("--skip-default-threads", action="store_true", help="skip the Ultralytics-threads run")
     ap.add_argument("--out", type=Path, default=REPO / "outputs" / "benchmarks" / "train.json")
     ap.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
+    ap.add_argument("--section", default=None, help="docs section name (default: train, or train-gpu on a GPU)")
     args = ap.parse_args()
 
     from visionops.data.dataset import generate_synthetic
@@ -84,8 +87,12 @@ def main() -> None:
     from visionops.settings import get_settings
     from visionops.workspace import get_workspace
 
+    global DEVICE
+    from visionops.training import resolve_device
+
+    DEVICE = resolve_device(get_settings().device)
     python = sys.executable
-    visionops_cli = str(Path(python).with_name("visionops"))
+    visionops_cli = [python, "-m", "visionops.cli"]  # the `visionops` command, also where it is not installed
     root = Path(tempfile.mkdtemp(prefix="visionops-bench-train-"))
     settings = get_settings(root=root)
     prof = get_profile(args.profile, epochs=args.epochs)
@@ -100,40 +107,43 @@ def main() -> None:
     offline.configure(settings.yolo_config_dir)
 
     plain_cfg = {
+        "device": DEVICE,
         "model": prof.train.model, "data": data_yaml, "project": str(root / "plain"), "seed": settings.seed,
         "threads": threads, "args": prof.train.ultralytics_args(),
     }
-    runs: list[dict] = []
-    for i in range(args.rounds):
+    def run_ours(i: int) -> dict:
         out_dir = root / f"ours-{i}"
-        cmd = [visionops_cli, "train", "--profile", args.profile, "--dataset", f"bench:{ref.version}",
+        cmd = [*visionops_cli, "train", "--profile", args.profile, "--dataset", f"bench:{ref.version}",
                "--out", str(out_dir)]
         if args.epochs:
             cmd += ["--epochs", str(args.epochs)]
         wall, _ = _run(cmd, env)
         result = json.loads((out_dir / "train_result.json").read_text())
         score = _score(python, env, out_dir / "weights" / "best.pt", Path(data_yaml), prof.train.imgsz)
-        runs.append({"variant": "visionops", "round": i, "wall_s": wall, "train_s": result["duration_s"],
-                     "threads": result["threads"], **score})
-        print(json.dumps(runs[-1]), flush=True)
+        return {"variant": "visionops", "round": i, "wall_s": wall, "train_s": result["duration_s"],
+                "threads": result["threads"], **score}
 
-        wall, out = _run([python, "-c", PLAIN, json.dumps(plain_cfg)], env)
-        train_s = float(next(ln.split()[1] for ln in out.splitlines() if ln.startswith("TRAIN_SECONDS")))
-        score = _score(python, env, root / "plain" / "plain" / "weights" / "best.pt", Path(data_yaml),
-                       prof.train.imgsz)
-        runs.append({"variant": "plain", "round": i, "wall_s": wall, "train_s": train_s, "threads": threads, **score})
-        print(json.dumps(runs[-1]), flush=True)
-        shutil.rmtree(root / "plain", ignore_errors=True)
-
-    if not args.skip_default_threads:
-        cfg = {**plain_cfg, "threads": None}
+    def run_plain(i: int, cfg: dict, variant: str = "plain", n_threads: int = threads) -> dict:
         wall, out = _run([python, "-c", PLAIN, json.dumps(cfg)], env)
         train_s = float(next(ln.split()[1] for ln in out.splitlines() if ln.startswith("TRAIN_SECONDS")))
         score = _score(python, env, root / "plain" / "plain" / "weights" / "best.pt", Path(data_yaml),
                        prof.train.imgsz)
+        shutil.rmtree(root / "plain", ignore_errors=True)
+        return {"variant": variant, "round": i, "wall_s": wall, "train_s": train_s, "threads": n_threads, **score}
+
+    # Untimed warm-up: the first process pays for cold file caches (images, wheels), whoever it is.
+    _run([python, "-c", PLAIN, json.dumps({**plain_cfg, "args": {**plain_cfg["args"], "epochs": 1}})], env)
+    shutil.rmtree(root / "plain", ignore_errors=True)
+    runs: list[dict] = []
+    for i in range(args.rounds):  # A B, then B A: order effects cancel out
+        pair = [lambda i=i: run_ours(i), lambda i=i: run_plain(i, plain_cfg)]
+        for fn in pair if i % 2 == 0 else reversed(pair):
+            runs.append(fn())
+            print(json.dumps(runs[-1]), flush=True)
+
+    if not args.skip_default_threads and DEVICE == "cpu":  # threads only matter on the CPU
         default_threads = max(1, min(8, threads - 1))
-        runs.append({"variant": "plain-default-threads", "round": 0, "wall_s": wall, "train_s": train_s,
-                     "threads": default_threads, **score})
+        runs.append(run_plain(0, {**plain_cfg, "threads": None}, "plain-default-threads", default_threads))
         print(json.dumps(runs[-1]), flush=True)
 
     def med(variant: str, key: str) -> float:
@@ -146,7 +156,7 @@ def main() -> None:
         "map50_95_plain": med("plain", "map50_95"),
         "map_ratio_ours_over_plain": med("visionops", "map50_95") / max(med("plain", "map50_95"), 1e-9),
     }
-    if not args.skip_default_threads:
+    if any(r["variant"] == "plain-default-threads" for r in runs):
         summary["thread_fix_speedup"] = med("plain-default-threads", "train_s") / med("plain", "train_s")
     summary["targets_met"] = {
         "wall_ratio<=1.03": summary["wall_ratio_ours_over_plain"] <= 1.03,
@@ -158,6 +168,7 @@ def main() -> None:
         "command": " ".join(["python", "benchmarks/bench_train.py", *sys.argv[1:]]),
         "machine": machine(),
         "profile": args.profile,
+        "device": DEVICE,
         "epochs": prof.train.epochs,
         "train_images": prof.data.n_train,
         "imgsz": prof.train.imgsz,
@@ -168,7 +179,8 @@ def main() -> None:
     args.out.write_text(json.dumps(doc, indent=2))
     print(json.dumps(summary, indent=2))
     if not args.no_docs:
-        write_section(REPO / "docs" / "benchmarks.md", "train", _markdown(doc))
+        section = args.section or ("train" if DEVICE == "cpu" else "train-gpu")
+        write_section(REPO / "docs" / "benchmarks.md", section, _markdown(doc))
     shutil.rmtree(root, ignore_errors=True)
 
 
@@ -180,7 +192,7 @@ def _markdown(doc: dict) -> str:
         "",
         f"Measured {doc['when']} on {m['cpu']} ({m['cores']} cores{', ' + m['gpu'] if m.get('gpu') else ''}), "
         f"profile `{doc['profile']}` ({doc['train_images']} train images, {doc['imgsz']} px, "
-        f"{doc['epochs']} epochs). Command: `{doc['command']}`.",
+        f"{doc['epochs']} epochs, device {doc['device']}). Command: `{doc['command']}`.",
         "",
         "| variant | round | threads | process wall s | train s | test mAP50-95 | test mAP50 |",
         "|---|---|---|---|---|---|---|",
