@@ -10,6 +10,7 @@ STAMP := $(VENV)/.visionops-installed
 PROFILE ?= quick
 PIP_VERSION := 26.3
 PYTEST_ARGS ?=
+NOTEBOOK_ARGS ?=
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-16s %s\n", $$1, $$2}'
@@ -22,9 +23,13 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	@touch $@
 
 setup: $(STAMP) ## create .venv and install the pinned stack (skipped when up to date)
+	@# notebooks are committed without outputs: .gitattributes names the nbstripout filter, this defines it
+	@if git rev-parse --git-dir >/dev/null 2>&1 && ! git config --get filter.nbstripout.clean >/dev/null; then \
+		$(BIN)/nbstripout --install; fi
 
-demo: setup ## set up, then run the whole lifecycle locally (quick profile)
-	$(BIN)/visionops run --profile $(PROFILE)
+demo: setup ## set up, run notebooks 00..05 (quick profile), leave the model served, print a summary
+	$(MAKE) --no-print-directory notebooks PROFILE=$(PROFILE) NOTEBOOK_ARGS="--param keep_endpoint=true"
+	$(BIN)/visionops demo-summary
 
 test: setup ## set up, then run every test (installs Debian's chromium for the browser tests when missing)
 	@scripts/ensure-chromium.sh || echo "warning: no chromium; the browser tests will be skipped"
@@ -36,6 +41,13 @@ lint: setup ## ruff over src, tests and benchmarks
 run: setup ## the whole lifecycle with the CLI: make run PROFILE=smoke|quick|full
 	$(BIN)/visionops run --profile $(PROFILE)
 
+notebooks: setup ## notebooks 00..05 with papermill into outputs/notebooks (.ipynb + .html): make notebooks PROFILE=smoke|quick|full
+	$(BIN)/visionops notebooks --profile $(PROFILE) $(NOTEBOOK_ARGS)
+
+lab: setup ## JupyterLab on the notebooks (installs the optional `lab` extra the first time)
+	@test -x $(BIN)/jupyter-lab || $(BIN)/pip install -c requirements/constraints.txt -e '.[lab]'
+	$(BIN)/jupyter lab notebooks/
+
 mlflow-ui: setup ## open the MLflow UI on the local store (http://127.0.0.1:5000)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///outputs/mlflow.db --host 127.0.0.1 --port 5000
 
@@ -44,6 +56,9 @@ bench-train: setup ## benchmark: visionops train vs plain Ultralytics, thread fi
 
 bench-serve: setup ## benchmark: in-process vs local endpoint, ONNX Runtime vs PyTorch, 1000 requests at 8 clients
 	$(BIN)/python benchmarks/bench_serve.py
+
+bench-notebooks: setup ## benchmark: each notebook's time with papermill, smoke profile (target: <= 5 min for all six)
+	$(BIN)/python benchmarks/bench_notebooks.py
 
 lock: ## re-resolve every pin into requirements/constraints.txt (needs PyPI)
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
@@ -58,7 +73,7 @@ clean: ## remove generated data and outputs (keeps .venv)
 	rm -rf outputs/* data/* .ultralytics
 	git checkout -- outputs/README.md data/README.md
 
-.PHONY: help setup demo test lint run mlflow-ui bench-train bench-serve lock clean
+.PHONY: help setup demo test lint run notebooks lab mlflow-ui bench-train bench-serve bench-notebooks lock clean
 azure-validate: setup ## offline Azure checks, no account: Azure DevOps YAML against Microsoft's schema, then tests/azure
 	$(BIN)/python -m visionops.ci.ado_schema ado_pipelines
 	$(BIN)/python -m pytest tests/azure -q $(PYTEST_ARGS)

@@ -208,6 +208,7 @@ def demo_summary(settings: Any, out_dir: Path | None = None) -> dict[str, Any]:
         "deployed_version": deployment.get("model_version"),
         "endpoint_check": deployment.get("endpoint_check"),
         "latency": deployment.get("latency"),
+        "endpoint_running": deployment.get("scoring_uri") if deployment.get("kept") else None,
         "pipeline": {k: pipeline.get(k) for k in ("status", "decision", "registered_version") if k in pipeline},
         "mlflow_ui": ui,
     }

@@ -198,7 +198,32 @@ def plot_detections(
     return fig
 
 
-# --- latency ------------------------------------------------------------------------------------
+# --- endpoint calls and latency ----------------------------------------------------------------
+def request_payload(images: Sequence[Path], **params: Any) -> dict[str, Any]:
+    """The scoring request for image files: `{"images": [base64, ...]}` plus conf / iou / max_det."""
+    from visionops.serving.endpoint import encode_image
+
+    return {"images": [encode_image(p) for p in images], **{k: v for k, v in params.items() if v is not None}}
+
+
+def measure_latency(workspace: Any, endpoint: Any, payload: dict[str, Any], n: int) -> pd.DataFrame:
+    """Call the endpoint `n` times, one after the other, through the workspace (as a client
+    would): round trip per request, and the server's own decode and inference time."""
+    import time
+
+    rows = []
+    for i in range(n):
+        started = time.perf_counter()
+        answer = workspace.invoke_endpoint(endpoint, payload)
+        rows.append({
+            "request": i + 1,
+            "round_trip_ms": round((time.perf_counter() - started) * 1e3, 2),
+            "inference_ms": answer.get("inference_ms"),
+            "decode_ms": answer.get("decode_ms"),
+        })
+    return pd.DataFrame(rows, columns=["request", "round_trip_ms", "inference_ms", "decode_ms"]).set_index("request")
+
+
 def latency_summary(latencies_ms: Sequence[float]) -> dict[str, float]:
     """Count, mean, p50, p95 and max of request latencies in milliseconds."""
     arr = np.asarray(list(latencies_ms), dtype=float)
@@ -213,22 +238,107 @@ def latency_summary(latencies_ms: Sequence[float]) -> dict[str, float]:
     }
 
 
-def plot_latency(latencies_ms: Sequence[float], *, title: str = "Endpoint latency") -> Figure:
-    """Latency per request in order (warm-up shows as the first points) and its p50/p95."""
+def plot_latency(latencies_ms: Sequence[float], server_ms: Sequence[float] | None = None, *,
+                 title: str = "Endpoint latency") -> Figure:
+    """Round trip per request in order (warm-up shows as the first points) with its p50/p95,
+    and the server's inference time when given (the rest is HTTP, JSON and image decoding)."""
     arr = np.asarray(list(latencies_ms), dtype=float)
     fig = Figure(figsize=(7, 3.2), layout="constrained")
     ax = fig.add_subplot()
-    ax.plot(np.arange(1, arr.size + 1), arr, marker="o", markersize=3, label="request")
+    x = np.arange(1, arr.size + 1)
+    ax.plot(x, arr, marker="o", markersize=3, label="round trip")
+    if server_ms is not None:
+        server = np.asarray([np.nan if v is None else v for v in server_ms], dtype=float)
+        ax.plot(x[: server.size], server, marker=".", markersize=3, color="tab:gray", label="server inference")
     if arr.size:
         s = latency_summary(arr)
         ax.axhline(s["p50_ms"], color="tab:green", linestyle="--", label=f"p50 {s['p50_ms']:.1f} ms")
         ax.axhline(s["p95_ms"], color="tab:red", linestyle=":", label=f"p95 {s['p95_ms']:.1f} ms")
     ax.set_xlabel("request", fontfamily=_FONT)
-    ax.set_ylabel("round trip (ms)", fontfamily=_FONT)
+    ax.set_ylabel("milliseconds", fontfamily=_FONT)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylim(bottom=0)
     ax.set_title(title, fontfamily=_FONT)
     ax.grid(alpha=0.3)
     ax.legend(prop={"family": _FONT, "size": 8})
     return fig
+
+
+# --- pipeline --------------------------------------------------------------------------------
+def pipeline_graph() -> pd.DataFrame:
+    """The training pipeline as data: one row per node with its component, where each input
+    comes from, its outputs, and the command both Azure ML and the local runner execute."""
+    from visionops.pipeline.components import GRAPH, load_components
+
+    specs = load_components()
+    rows = []
+    for node in GRAPH:
+        spec = specs[node.component]
+        rows.append({
+            "step": node.name,
+            "component": spec.name,
+            "inputs": ", ".join(f"{port} <- {src}" for port, src in node.inputs.items()),
+            "outputs": ", ".join(spec.outputs),
+            "command": spec.command,
+        })
+    return pd.DataFrame(rows).set_index("step")
+
+
+def plot_pipeline() -> Figure:
+    """The pipeline's steps as boxes, an arrow for every output an input consumes."""
+    from visionops.pipeline.components import GRAPH
+
+    fig = Figure(figsize=(10, 2.6), layout="constrained")
+    ax = fig.add_subplot()
+    ax.set_axis_off()
+    xs = {node.name: 1.0 + 2.2 * i for i, node in enumerate(GRAPH)}
+    ax.set_xlim(-0.6, max(xs.values()) + 1.2)
+    ax.set_ylim(-1.2, 1.6)
+    ax.add_patch(Rectangle((-0.55, -0.3), 0.8, 0.6, facecolor="#eeeeee", edgecolor="grey"))
+    ax.text(-0.15, 0, "data\nprofile\nknobs", ha="center", va="center", fontsize=8, fontfamily=_FONT)
+    for node in GRAPH:
+        x = xs[node.name]
+        ax.add_patch(Rectangle((x - 0.7, -0.35), 1.4, 0.7, facecolor="#dde8f5", edgecolor="#4C72B0", linewidth=1.5))
+        ax.text(x, 0, node.name, ha="center", va="center", fontsize=10, fontfamily=_FONT, weight="bold")
+        for port, src in node.inputs.items():
+            origin, _, output = src.partition(".")
+            if origin == "pipeline":
+                continue
+            x0 = xs[origin]
+            if x - x0 > 2.3:  # skips a step: arc above the boxes
+                ax.annotate("", xy=(x, 0.36), xytext=(x0, 0.36),
+                            arrowprops={"arrowstyle": "->", "connectionstyle": "arc3,rad=-0.3", "color": "#55A868"})
+                ax.text((x + x0) / 2, 1.15, f"{output} -> {port}", ha="center", fontsize=7, fontfamily=_FONT)
+            else:
+                ax.annotate("", xy=(x - 0.7, 0), xytext=(x0 + 0.7, 0), arrowprops={"arrowstyle": "->"})
+                ax.text((x + x0) / 2, -0.2, f"{output}\n-> {port}", ha="center", va="top", fontsize=7,
+                        fontfamily=_FONT)
+    ax.annotate("", xy=(xs[GRAPH[0].name] - 0.7, 0), xytext=(0.25, 0), arrowprops={"arrowstyle": "->"})
+    ax.set_title("validate -> train -> evaluate -> register", fontfamily=_FONT)
+    return fig
+
+
+def pipeline_steps_table(pipeline: Any) -> pd.DataFrame:
+    """The steps of a built pipeline: the local plan's rendered commands, or an Azure ML
+    pipeline job's nodes with their components and inputs."""
+    if hasattr(pipeline, "nodes"):  # local PipelinePlan
+        rows = [{"step": n.name, "component": n.component, "command": n.command} for n in pipeline.nodes]
+    else:  # azure-ai-ml PipelineJob
+        rows = []
+        for name, job in (getattr(pipeline, "jobs", None) or {}).items():
+            component = getattr(job, "component", None)
+            rows.append({
+                "step": name,
+                "component": getattr(component, "name", None) or str(component),
+                "command": ", ".join(sorted((getattr(job, "inputs", None) or {}).keys())),
+            })
+    return pd.DataFrame(rows, columns=["step", "component", "command"]).set_index("step")
+
+
+def pipeline_run_table(run: Any) -> pd.DataFrame:
+    """Status, duration and log of every step of a PipelineRunInfo."""
+    rows = [{"step": s.name, "status": s.status, "duration_s": s.duration_s, "log": s.log} for s in run.steps]
+    return pd.DataFrame(rows, columns=["step", "status", "duration_s", "log"]).set_index("step")
 
 
 # --- tables -------------------------------------------------------------------------------------
@@ -249,12 +359,20 @@ def read_constraints(path: Path) -> dict[str, str]:
     return pins
 
 
-def environments_table(root: Path) -> pd.DataFrame:
+def checkout_root() -> Path:
+    """The source checkout this package runs from (src layout): where environments/, notebooks/ and
+    requirements/ are. Not the settings' root, which VISIONOPS_ROOT may move (tests, benchmarks)."""
+    here = Path(__file__).resolve().parents[2]
+    return here if (here / "pyproject.toml").is_file() else Path.cwd()
+
+
+def environments_table(root: Path | None = None) -> pd.DataFrame:
     """The conda environments in `environments/conda/` next to the pins they share with
-    `requirements/constraints.txt` (the single resolver run over pyproject.toml's extras)."""
+    `requirements/constraints.txt` (the single resolver run over pyproject.toml's extras);
+    `root` defaults to the source checkout."""
     import yaml
 
-    root = Path(root)
+    root = Path(root) if root is not None else checkout_root()
     constraints = read_constraints(root / "requirements" / "constraints.txt")
     rows = []
     for path in sorted((root / "environments" / "conda").glob("*.yml")):

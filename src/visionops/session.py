@@ -126,6 +126,18 @@ def ensure_dataset(
     return ws.register_dataset(folder, settings.dataset_name, source=read_manifest(folder).source)
 
 
+def local_path(settings: Settings, dataset: DatasetRef) -> Path:
+    """The data set's folder on this machine: the ref's own path locally; for an Azure ML data
+    asset (an azureml:// path) the local catalog's copy of the same version, which the azure
+    backend registered (and uploaded) it from."""
+    from visionops.data.catalog import LocalDatasetCatalog
+
+    path = Path(dataset.path)
+    if "://" not in dataset.path and path.is_dir():
+        return path
+    return Path(LocalDatasetCatalog(settings.catalog_dir).get(dataset.name, dataset.version).path)
+
+
 # --- training -----------------------------------------------------------------------------------
 def _section_knobs(profile: str, knobs: dict[str, Any] | None, section: str) -> dict[str, Any]:
     """The knobs that belong to one section of the profile (data, train or decision); unknown
@@ -138,7 +150,7 @@ def _section_knobs(profile: str, knobs: dict[str, Any] | None, section: str) -> 
 def training_request(
     settings: Settings, profile: str, dataset: DatasetRef, knobs: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """What determines a training: profile, data set version, training spec, seed and device."""
+    """What determines a training: profile, data set version, training spec, seed, device, MLflow store."""
     spec = get_profile(profile, **_section_knobs(profile, knobs, "train")).train
     return {
         "profile": profile,
@@ -146,7 +158,7 @@ def training_request(
         "train": spec.model_dump(mode="json"),
         "seed": settings.seed,
         "device": settings.device,
-        "backend": settings.backend,
+        "tracking_uri": settings.tracking_uri,  # the run must be in the store this session logs to
     }
 
 
@@ -181,7 +193,7 @@ def ensure_trained(
     folder = session_paths(settings, profile).train
     (folder / REQUEST_JSON).unlink(missing_ok=True)  # a half-finished training must not look reusable
     train_knobs = _section_knobs(profile, knobs, "train")
-    result = train_step(Path(dataset.path), folder, settings, profile=profile, knobs=train_knobs)
+    result = train_step(local_path(settings, dataset), folder, settings, profile=profile, knobs=train_knobs)
     (folder / REQUEST_JSON).write_text(json.dumps(training_request(settings, profile, dataset, knobs), indent=2))
     return result
 
@@ -211,7 +223,7 @@ def ensure_evaluated(
         return found
     paths = session_paths(settings, profile)
     rule = get_profile(profile, **_section_knobs(profile, knobs, "decision")).decision
-    return evaluate_step(paths.train, Path(dataset.path), paths.evaluate, settings, rule=rule)
+    return evaluate_step(paths.train, local_path(settings, dataset), paths.evaluate, settings, rule=rule)
 
 
 def ensure_champion(
@@ -237,3 +249,35 @@ def ensure_champion(
             "train longer (more epochs) or lower the floor, then evaluate again (notebook 03)"
         )
     return registry.require_champion(settings)
+
+
+def champion_dataset(settings: Settings, champion: ModelVersionRef) -> Path:
+    """The local folder of the data set version the champion was trained and tested on (the local
+    catalog holds it on both backends: the azure backend versions and uploads from there)."""
+    from visionops.data.catalog import LocalDatasetCatalog
+
+    name, version = champion.tags.get("dataset.name"), champion.tags.get("dataset.version")
+    if not name or not version:
+        raise ModelNotFoundError(
+            f"model {champion.name} v{champion.version} has no dataset.name/dataset.version tags; "
+            "it was not registered by visionops (register_step adds them)"
+        )
+    return Path(LocalDatasetCatalog(settings.catalog_dir).get(name, version).path)
+
+
+def pipeline_results(run: Any) -> dict[str, Any]:
+    """What a local pipeline run decided: its train result, decision and registration, read from
+    the step output folders (an Azure ML run keeps them in the workspace: see its studio URL)."""
+    from visionops.evaluation.challenge import DECISION_FILE
+    from visionops.pipeline.steps import REGISTRATION_JSON
+
+    def read(output: str, name: str) -> dict[str, Any] | None:
+        folder = run.outputs.get(output)
+        path = Path(folder) / name if folder else None
+        return json.loads(path.read_text()) if path is not None and path.is_file() else None
+
+    return {
+        "train": read("model", TRAIN_JSON),
+        "decision": read("evaluation", DECISION_FILE),
+        "registration": read("registration", REGISTRATION_JSON),
+    }

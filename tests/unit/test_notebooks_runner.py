@@ -111,11 +111,13 @@ def test_demo_summary(fresh_settings, tmp_path):
     })
     session.record_summary(fresh_settings, "04_model_deployment", {
         "model_version": "1", "endpoint_check": {"ok": True}, "latency": {"p50_ms": 20.0},
+        "kept": True, "scoring_uri": "http://127.0.0.1:1234/score",
     })
     s = notebooks.demo_summary(fresh_settings)
     assert s["profile"] == "quick" and s["run_status"] == "ok"
     assert s["decision"] == "promote" and s["registered_version"] == "1" and s["champion_version"] == "1"
     assert s["deployed_version"] == "1" and s["endpoint_check"] == {"ok": True}
+    assert s["endpoint_running"] == "http://127.0.0.1:1234/score"
     assert s["dataset"] == "shapes:abc" and s["test_metrics"] == {"map50_95": 0.7}
     assert s["notebooks"] == [{"name": "00_environment_setup", "status": "ok", "seconds": 3.0, "html": "/x.html"}]
     assert s["mlflow_ui"]["url"].endswith("/#/experiments/1/runs/r1")

@@ -129,7 +129,7 @@ def test_latency_summary_and_plot():
     assert reports.latency_summary([]) == {"requests": 0}
     fig = reports.plot_latency([10, 20, 30])
     labels = [ln.get_label() for ln in fig.axes[0].lines]
-    assert labels == ["request", "p50 20.0 ms", "p95 29.0 ms"]
+    assert labels == ["round trip", "p50 20.0 ms", "p95 29.0 ms"]
     assert len(reports.plot_latency([]).axes[0].lines) == 1
 
 
@@ -160,6 +160,9 @@ def test_environments_table(tmp_path):
     assert bool(t.loc["vo-dev", "installs the repo (-e)"]) and not bool(t.loc["vo-train", "installs the repo (-e)"])
     assert reports.read_constraints(tmp_path / "nope.txt") == {}
     assert reports.environments_table(tmp_path / "empty").empty
+    assert reports.checkout_root() == Path(__file__).resolve().parents[2]
+    assert len(reports.environments_table()) == len(list((reports.checkout_root() / "environments" / "conda")
+                                                           .glob("*.yml")))
 
 
 def test_datasets_and_versions_tables(fresh_settings):
@@ -189,3 +192,54 @@ def test_decision_and_per_class_tables():
     assert list(alone.columns) == ["challenger"]
     pc = reports.per_class_table(challenger)
     assert pc.loc["circle", "ap50_95"] == 0.5556 and pc.loc["circle", "instances"] == 3
+
+
+# --- endpoint calls -------------------------------------------------------------------------------
+def test_request_payload(shapes):
+    import base64
+
+    images = reports.sample_images(shapes, "test", 2)
+    payload = reports.request_payload(images, conf=0.3, iou=None)
+    assert set(payload) == {"images", "conf"} and payload["conf"] == 0.3
+    assert base64.b64decode(payload["images"][0]) == images[0].read_bytes()
+
+
+def test_measure_latency():
+    class FakeWorkspace:
+        calls = 0
+
+        def invoke_endpoint(self, endpoint, payload):
+            FakeWorkspace.calls += 1
+            assert endpoint == "ep" and payload == {"images": []}
+            return {"inference_ms": 2.5, "decode_ms": 0.5}
+
+    frame = reports.measure_latency(FakeWorkspace(), "ep", {"images": []}, 3)
+    assert FakeWorkspace.calls == 3 and list(frame.index) == [1, 2, 3]
+    assert (frame["inference_ms"] == 2.5).all() and (frame["round_trip_ms"] >= 0).all()
+    fig = reports.plot_latency(frame["round_trip_ms"], frame["inference_ms"])
+    assert [ln.get_label() for ln in fig.axes[0].lines][:2] == ["round trip", "server inference"]
+
+
+# --- pipeline -------------------------------------------------------------------------------------
+def test_pipeline_graph_and_picture():
+    from visionops.pipeline.components import GRAPH
+
+    g = reports.pipeline_graph()
+    assert list(g.index) == [n.name for n in GRAPH] == ["validate", "train", "evaluate", "register"]
+    assert "validation <- validate.report" in g.loc["train", "inputs"]
+    assert all("visionops.pipeline.steps" in c for c in g["command"])
+    fig = reports.plot_pipeline()
+    texts = {t.get_text() for t in fig.axes[0].texts}
+    assert {"validate", "train", "evaluate", "register"} <= texts
+
+
+def test_pipeline_tables():
+    plan = SimpleNamespace(nodes=[SimpleNamespace(name="train", component="visionops_train", command="python -m x")])
+    assert reports.pipeline_steps_table(plan).loc["train", "command"] == "python -m x"
+    job = SimpleNamespace(jobs={"train": SimpleNamespace(component=SimpleNamespace(name="visionops_train"),
+                                                         inputs={"data": 1, "profile": 2})})
+    t = reports.pipeline_steps_table(job)
+    assert t.loc["train", "component"] == "visionops_train" and t.loc["train", "command"] == "data, profile"
+    run = SimpleNamespace(steps=[SimpleNamespace(name="train", status="Completed", duration_s=3.0, log="/l")])
+    assert reports.pipeline_run_table(run).loc["train"].to_dict() == {"status": "Completed", "duration_s": 3.0,
+                                                                      "log": "/l"}

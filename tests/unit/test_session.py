@@ -225,3 +225,42 @@ def test_ensure_champion_builds_and_registers(fresh_settings, fake_train, fake_e
                            SMALL, reuse=False)
     with pytest.raises(ModelNotFoundError, match="misses the floor"):
         session.ensure_champion(fresh_settings, "smoke", SMALL)
+
+
+# --- data set folders, champion's data, pipeline results ------------------------------------------
+def test_local_path_of_local_and_cloud_refs(fresh_settings):
+    ref = session.ensure_dataset(fresh_settings, "smoke", SMALL)
+    assert session.local_path(fresh_settings, ref) == Path(ref.path)
+    cloud = ref.model_copy(update={"path": "azureml://subscriptions/x/datastores/y/paths/shapes", "backend": "azure"})
+    assert session.local_path(fresh_settings, cloud) == Path(ref.path)  # the catalog's copy of that version
+    from visionops.errors import DatasetNotFoundError
+
+    with pytest.raises(DatasetNotFoundError):
+        session.local_path(fresh_settings, cloud.model_copy(update={"version": "nope"}))
+
+
+def test_champion_dataset(fresh_settings):
+    from visionops.registry import ModelVersionRef
+
+    ref = session.ensure_dataset(fresh_settings, "smoke", SMALL)
+    champ = ModelVersionRef(name="m", version="1", run_id="r", source="s", created=0,
+                            tags={"dataset.name": ref.name, "dataset.version": ref.version})
+    assert session.champion_dataset(fresh_settings, champ) == Path(ref.path)
+    with pytest.raises(ModelNotFoundError, match="no dataset.name"):
+        session.champion_dataset(fresh_settings, champ.model_copy(update={"tags": {}}))
+
+
+def test_pipeline_results(tmp_path):
+    from types import SimpleNamespace
+
+    for folder, name, doc in (("model", "train_result.json", {"run_id": "r1"}),
+                              ("evaluation", "decision.json", {"outcome": "promote"}),
+                              ("registration", "registration.json", {"registered": True, "version": "2"})):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / name).write_text(json.dumps(doc))
+    run = SimpleNamespace(outputs={k: str(tmp_path / k) for k in ("model", "evaluation", "registration")})
+    assert session.pipeline_results(run) == {
+        "train": {"run_id": "r1"}, "decision": {"outcome": "promote"}, "registration": {"registered": True,
+                                                                                       "version": "2"}}
+    azure_like = SimpleNamespace(outputs={"model": "azureml://jobs/x/outputs/model"})
+    assert session.pipeline_results(azure_like) == {"train": None, "decision": None, "registration": None}
