@@ -32,7 +32,7 @@ demo: setup ## set up, run notebooks 00..05 (quick profile), leave the model ser
 	$(BIN)/visionops demo-summary
 
 test: setup ## set up, then run every test (installs Debian's chromium for the browser tests when missing)
-	@scripts/ensure-chromium.sh || echo "warning: no chromium; the browser tests will be skipped"
+	scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup ## ruff over src, tests and benchmarks
@@ -69,12 +69,13 @@ lock: ## re-resolve every pin into requirements/constraints.txt (needs PyPI)
 	  .venv-lock/bin/python -m pip freeze --exclude-editable; } > requirements/constraints.txt
 	rm -rf .venv-lock
 
-clean: ## remove generated data and outputs (keeps .venv)
-	rm -rf outputs/* data/* .ultralytics
-	git checkout -- outputs/README.md data/README.md
-
-.PHONY: help setup demo test lint run notebooks lab mlflow-ui bench-train bench-serve bench-notebooks lock clean
 azure-validate: setup ## offline Azure checks, no account: Azure DevOps YAML against Microsoft's schema, then tests/azure
 	$(BIN)/python -m visionops.ci.ado_schema ado_pipelines
 	$(BIN)/python -m pytest tests/azure -q $(PYTEST_ARGS)
 
+clean: ## remove generated data and outputs (keeps .venv)
+	rm -rf outputs/* data/* .ultralytics
+	git checkout -- outputs/README.md data/README.md
+
+.PHONY: help setup demo test lint run notebooks lab mlflow-ui bench-train bench-serve bench-notebooks lock azure-validate \
+	clean

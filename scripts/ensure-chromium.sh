@@ -3,7 +3,7 @@
 # executable_path=/usr/bin/chromium; `playwright install` would download a browser, which we never do).
 # Idempotent: does nothing when /usr/bin/chromium already exists. Uses sudo when not root.
 # Exit status 0 when chromium is there afterwards; non-zero (with a reason) when it could not be
-# installed, in which case the browser tests skip and say why.
+# installed: `make test` then stops (CI must run the browser tests); plain pytest skips them with the reason.
 set -euo pipefail
 
 CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
@@ -18,13 +18,13 @@ elif command -v sudo >/dev/null 2>&1; then
     SUDO=(sudo -n)
 else
     echo "ensure-chromium: $CHROMIUM is missing and this user is not root and has no sudo;" \
-         "install it with: apt-get install chromium (browser tests will be skipped)" >&2
+         "install it with: apt-get install chromium" >&2
     exit 1
 fi
 
 if ! command -v apt-get >/dev/null 2>&1; then
     echo "ensure-chromium: $CHROMIUM is missing and apt-get is not available (not Debian/Ubuntu);" \
-         "install chromium yourself (browser tests will be skipped)" >&2
+         "install chromium yourself" >&2
     exit 1
 fi
 
