@@ -122,7 +122,9 @@ def run_notebooks(
 
     `folder` defaults to the checkout's `notebooks/`, `out_dir` to `outputs/notebooks`; the
     notebooks run with that folder as working directory, as in Jupyter. `parameters` are added
-    to (and win over) the profile file's. A `run.json` in `out_dir` lists what ran and how long.
+    to (and win over) the profile file's; each notebook receives those its parameters cell declares,
+    and a parameter that no notebook declares (a typo) is refused before anything runs. A
+    `run.json` in `out_dir` lists what ran and how long.
     """
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
@@ -150,14 +152,22 @@ def run_notebooks(
         }
         (out_dir / RUN_JSON).write_text(json.dumps(doc, indent=2))
 
-    for nb in select(list_notebooks(folder), only):
+    every = list_notebooks(folder)
+    declared = {nb: set(pm.inspect_notebook(str(nb))) for nb in every}
+    selected = select(every, only)
+    unknown = sorted(set(params) - set().union(*declared.values()))
+    if unknown:
+        known = sorted(set().union(*declared.values()))
+        raise ConfigError(f"no notebook has the parameter(s) {unknown}; they have: {', '.join(known)}")
+    for nb in selected:
         output = out_dir / nb.name
-        say(nb.stem, f"running with {params}")
+        own = {k: v for k, v in params.items() if k in declared[nb]}  # each notebook gets its own parameters
+        say(nb.stem, f"running with {own}")
         t = time.perf_counter()
         failure: PapermillExecutionError | None = None
         try:
             pm.execute_notebook(
-                str(nb), str(output), parameters=params, kernel_name=kernel_name, cwd=str(folder),
+                str(nb), str(output), parameters=own, kernel_name=kernel_name, cwd=str(folder),
                 progress_bar=False, log_output=log_output, execution_timeout=execution_timeout,
             )
         except PapermillExecutionError as exc:

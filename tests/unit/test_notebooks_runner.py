@@ -87,6 +87,20 @@ def test_runs_in_order_and_stops_at_the_first_failure(folder, tmp_path):
     assert [n for n, _ in events] == ["00_first", "00_first", "01_breaks", "01_breaks"]
 
 
+def test_parameters_go_only_where_they_are_declared(folder, tmp_path):
+    _notebook(folder / "03_other.ipynb", "import pathlib\npathlib.Path('ran-03').write_text('ok')")
+    with pytest.raises(ConfigError, match=r"no notebook has the parameter\(s\) \['typo'\]"):
+        notebooks.run_notebooks("smoke", folder=folder, out_dir=tmp_path / "o", only=["03"], parameters={"typo": 1})
+    assert not (folder / "ran-03").exists()  # refused before anything ran
+    nb = nbformat.read(str(folder / "03_other.ipynb"), as_version=4)
+    nb.cells[1].source = "profile = None"  # this one declares no `marker`
+    nbformat.write(nb, str(folder / "03_other.ipynb"))
+    notebooks.run_notebooks("smoke", folder=folder, out_dir=tmp_path / "o", only=["00", "03"], html=False)
+    injected = [c.source for c in nbformat.read(str(tmp_path / "o" / "03_other.ipynb"), as_version=4).cells
+                if "injected-parameters" in c.metadata.get("tags", [])]
+    assert injected and "marker" not in injected[0] and 'profile = "smoke"' in injected[0]
+
+
 def test_only_and_no_html(folder, tmp_path):
     out = tmp_path / "out"
     runs = notebooks.run_notebooks("smoke", folder=folder, out_dir=out, only=["02"], html=False)
