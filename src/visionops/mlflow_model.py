@@ -25,7 +25,7 @@ class YoloDetector(PythonModel):
 
         self.model = YOLO(context.artifacts["weights"], task="detect")
 
-    def predict(self, context, model_input, params=None):
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         from PIL import Image
 
         params = params or {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -169,12 +170,16 @@ def register(
     artifacts = {"weights": str(weights), "model_info": str(info_path)}
     for key, path in (extra_artifacts or {}).items():
         artifacts[key] = str(path)
-    with mlflow.start_run(run_id=train_run_id):
+    with mlflow.start_run(run_id=train_run_id), warnings.catch_warnings():
+        # An input example would make MLflow load and run the detector at logging time; the
+        # signature is declared instead, so its reminder about examples is noise here.
+        warnings.filterwarnings("ignore", message="An input example was not provided")
         model_info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(_PYFUNC_CODE),
             artifacts=artifacts,
             pip_requirements=_pip_requirements(),
+            signature=_signature(),
         )
     str_tags = {k: str(v) for k, v in tags.items()}
     mv = mlflow.register_model(model_info.model_uri, name, tags=str_tags)
@@ -185,6 +190,19 @@ def register(
         client.set_model_version_tag(name, previous.version, STAGE_TAG, ARCHIVED)
     client.set_registered_model_tag(name, "production_version", str(mv.version))
     return get_version(settings, str(mv.version), name)
+
+
+def _signature():
+    """Declared, not inferred: inference would have to load the model and run it on an example."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    inputs = Schema([ColSpec("string", "path", required=False), ColSpec("string", "image", required=False)])
+    outputs = Schema(
+        [ColSpec("long", "image_index"), ColSpec("long", "class_id"), ColSpec("string", "label"),
+         ColSpec("double", "confidence"), *(ColSpec("double", c) for c in ("x0", "y0", "x1", "y1"))]
+    )
+    return ModelSignature(inputs=inputs, outputs=outputs)
 
 
 def _pip_requirements() -> list[str]:

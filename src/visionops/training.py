@@ -175,19 +175,20 @@ def train(
         save_root = settings.runs_dir / "train"
         started = time.perf_counter()
         try:
-            model.train(
-                data=str(data_yaml),
-                project=str(save_root),
-                name=run_id,
-                exist_ok=True,
-                device=device,
-                workers=0 if device == "cpu" else 8,
-                seed=settings.seed,
-                deterministic=True,
-                plots=True,
-                verbose=True,
-                **args,
-            )
+            call = {
+                "workers": 0 if device == "cpu" else 8,
+                "deterministic": True,
+                "plots": True,
+                "verbose": True,
+                **args,  # a profile's `extra` may override the defaults above (e.g. plots=False)
+                "data": str(data_yaml),
+                "project": str(save_root),
+                "name": run_id,
+                "exist_ok": True,
+                "device": device,
+                "seed": settings.seed,
+            }
+            model.train(**call)
         except Exception as exc:  # Ultralytics raises plain exceptions; say which run failed
             raise TrainingError(f"training failed in MLflow run {run_id}: {type(exc).__name__}: {exc}") from exc
         duration = time.perf_counter() - started
