@@ -487,7 +487,8 @@ def deploy_cmd(
                                         runtime="", backend="azure"))
         console.print(f"azure endpoint {ep_name!r} deleted")
         return
-    ref = registry.get_version(s, version) if version else registry.require_champion(s)
+    rs = ws.registry_settings()  # the workspace's MLflow registry, not the local store
+    ref = registry.get_version(rs, version) if version else registry.require_champion(rs)
     info = ws.deploy_endpoint(ref, name=ep_name, runtime=runtime or "onnx", auth=auth)
     console.print(f"deployed azure endpoint {ep_name!r}")
     _print_endpoint(info)
