@@ -64,10 +64,13 @@ def finite_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def git_commit(root: Path) -> str:
-    """The commit the code came from ('unknown' outside a git checkout), for lineage tags."""
+def git_commit(root: Path | None = None) -> str:
+    """The commit the *code* came from, for lineage tags: the checkout holding this package
+    (not the data root, which may live anywhere), or the commit CI names (Azure DevOps'
+    BUILD_SOURCEVERSION, GIT_COMMIT in an Azure ML job); 'unknown' when neither exists."""
     if sha := os.environ.get("BUILD_SOURCEVERSION") or os.environ.get("GIT_COMMIT"):
         return sha
+    root = Path(root) if root is not None else Path(__file__).resolve().parent
     try:
         out = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True

@@ -151,7 +151,7 @@ def train(
         "visionops.backend": settings.backend,
         "dataset.name": dataset.name,
         "dataset.version": dataset.version,
-        "git.commit": git_commit(settings.root),
+        "git.commit": git_commit(),
         "ultralytics.version": ultralytics.__version__,
         **(extra_tags or {}),
     }

@@ -33,7 +33,7 @@ def test_lifecycle_registers_first_model_with_lineage(smoke_run, smoke_settings)
     assert tags["train.run_id"] == r.train.run_id
     assert tags["evaluation.run_id"] == r.evaluation["evaluation_run_id"]
     assert float(tags["metric.map50_95"]) == pytest.approx(r.evaluation["challenger"]["map50_95"], abs=1e-6)
-    assert tags["git.commit"]
+    assert len(tags["git.commit"].split("-")[0]) == 40  # the code's commit, though the data root is elsewhere
 
     files = registry.model_files(registry.download(smoke_settings, champion))
     assert files["pt"].stat().st_size > 1_000_000 and files["onnx"].stat().st_size > 1_000_000

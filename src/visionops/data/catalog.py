@@ -17,8 +17,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from visionops.data.layout import DATA_YAML
-from visionops.data.manifest import build_manifest, write_manifest
+from visionops.data.layout import DATA_YAML, MANIFEST
+from visionops.data.manifest import build_manifest, read_manifest, write_manifest
 from visionops.data.validation import ValidationReport, validate
 from visionops.errors import DatasetNotFoundError
 
@@ -77,6 +77,8 @@ class LocalDatasetCatalog:
         path = Path(path).resolve()
         report: ValidationReport = validate(path)
         report.raise_if_failed()
+        if source is None and (path / MANIFEST).is_file():  # keep where the working copy came from
+            source = read_manifest(path).source
         self.dir.mkdir(parents=True, exist_ok=True)
         # Copy first, then hash the copy: the version always describes exactly the frozen files,
         # even if the source changes while we copy.

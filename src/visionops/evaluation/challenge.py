@@ -86,7 +86,7 @@ def evaluate_challenger(
         "visionops.stage": "evaluation",
         "dataset.name": dataset.name,
         "dataset.version": dataset.version,
-        "git.commit": git_commit(settings.root),
+        "git.commit": git_commit(),
         "decision": decision.outcome,
     }
     if train_run_id:

@@ -121,7 +121,7 @@ def register_step(model: Path, evaluation: Path, out: Path, settings: Settings) 
     tags = {
         "dataset.name": trained.dataset_name,
         "dataset.version": trained.dataset_version,
-        "git.commit": git_commit(settings.root),
+        "git.commit": git_commit(),
         "train.run_id": trained.run_id,
         "evaluation.run_id": outcome.evaluation_run_id,
         "decision.reason": d.reason,

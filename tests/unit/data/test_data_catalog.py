@@ -71,3 +71,12 @@ def test_unknown_name_or_version_is_a_helpful_error(dataset: Path, tmp_path: Pat
         catalog.get("shapez")
     with pytest.raises(DatasetNotFoundError, match=rf"'shapes' has no version 'v0'.*{ref.version}"):
         catalog.get("shapes", "v0")
+
+
+def test_registering_a_working_copy_keeps_its_recorded_source(dataset: Path, tmp_path: Path) -> None:
+    from visionops.data.catalog import write_local_manifest
+
+    work = Path(shutil.copytree(dataset, tmp_path / "work"))
+    write_local_manifest(work, "shapes", {"kind": "synthetic", "spec": {"seed": 7}})
+    ref = LocalDatasetCatalog(tmp_path / "catalog").register(work, "shapes")  # no source given
+    assert read_manifest(Path(ref.path)).source == {"kind": "synthetic", "spec": {"seed": 7}}

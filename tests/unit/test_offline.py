@@ -1,0 +1,50 @@
+"""Thread choice and the offline switches."""
+
+from __future__ import annotations
+
+import os
+
+from visionops import offline
+
+
+def test_threads_use_every_free_core():
+    assert offline.choose_threads(cores=2, busy=0) == 2  # the fix: Ultralytics alone would use 1
+    assert offline.choose_threads(cores=2, busy=1) == 1  # a busy neighbour: no spinning on its core
+    assert offline.choose_threads(cores=2, busy=5) == 1
+    assert offline.choose_threads(cores=16, busy=3) == 13
+    assert offline.choose_threads(cores=1, busy=0) == 1
+
+
+def test_busy_cpus_reads_the_machine():
+    busy = offline.busy_cpus(samples=3, interval_s=0.0)
+    assert 0 <= busy <= 1000
+
+
+def test_explicit_threads_win():
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        assert offline.set_threads(1) == 1 and torch.get_num_threads() == 1
+        import ultralytics.utils.torch_utils as tu
+
+        assert tu.NUM_THREADS == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_configure_sets_the_offline_switches_and_fonts(tmp_path, monkeypatch):
+    for key in ("YOLO_OFFLINE", "YOLO_AUTOINSTALL", "MLFLOW_DISABLE_TELEMETRY"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path))
+    monkeypatch.setattr(offline, "_configured_dir", None)
+    offline.configure(tmp_path, threads=1)
+    assert os.environ["YOLO_OFFLINE"] == "1" and os.environ["YOLO_AUTOINSTALL"] == "0"
+    assert os.environ["MLFLOW_DISABLE_TELEMETRY"] == "true"
+    assert (tmp_path / "Ultralytics" / "Arial.ttf").stat().st_size > 100_000
+    from ultralytics import settings
+
+    assert settings["sync"] is False and settings["mlflow"] is False
+    import ultralytics.engine.trainer as trainer
+
+    assert trainer.check_amp is offline._offline_check_amp
