@@ -66,6 +66,20 @@ def _offline_check_amp(model) -> bool:
     return not _AMP_BAD_GPUS.search(torch.cuda.get_device_name(device))
 
 
+def _keep_pil_errors() -> None:
+    """Importing Ultralytics replaces PIL.Image.open process-wide with a wrapper that, on the
+    first file PIL cannot identify, tries to pip-install pi-heif and then raises ImportError
+    instead of PIL's UnidentifiedImageError. Our validators and the scoring server rely on that
+    error to say "this is not an image"; without pi-heif (HEIC support we do not ship) we tell the
+    wrapper its plugins are registered, so it calls PIL's own open directly."""
+    import importlib.util
+
+    import ultralytics.utils.patches as patches
+
+    if importlib.util.find_spec("pi_heif") is None:
+        patches._pil_plugins_registered = True
+
+
 def configure(yolo_config_dir: Path, threads: int | None = None) -> None:
     """Idempotent: environment, fonts, Ultralytics settings, thread count, AMP check."""
     global _configured_dir
@@ -130,6 +144,7 @@ def set_threads(threads: int | None = None) -> int:
     else every core that is free right now (see choose_threads)."""
     import ultralytics.utils.torch_utils as torch_utils
 
+    _keep_pil_errors()  # every path that loads Ultralytics passes here
     n = threads or choose_threads(os.cpu_count() or 1, busy_cpus())
     torch_utils.NUM_THREADS = n
     import torch

@@ -91,3 +91,18 @@ def test_onnx_runtime_agrees_with_pytorch(detector):
             assert abs(a.confidences[j] - conf) <= 0.02
             compared += 1
     assert compared >= len(detector.test_images), f"only {compared} boxes compared: the detector finds too little"
+
+
+def test_pytorch_scorer_refuses_non_images_with_a_4xx(detector):
+    """Loading Ultralytics patches PIL.Image.open (it would try to install pi-heif on unknown files);
+    with the PyTorch runtime loaded, bytes that are no image must still be a 400, not a crash."""
+    import base64
+    import json
+
+    from visionops.serving.protocol import Limits
+    from visionops.serving.score import Scorer
+
+    scorer = Scorer(load_predictor(detector.model_dir, "pytorch"),
+                    Limits(max_payload_bytes=1_000_000, max_image_pixels=4096 * 4096, max_images=4))
+    status, body = scorer.score(json.dumps({"image": base64.b64encode(b"no image here at all").decode()}))
+    assert status == 400 and body["error"]["field"] == "image", body

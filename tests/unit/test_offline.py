@@ -48,3 +48,16 @@ def test_configure_sets_the_offline_switches_and_fonts(tmp_path, monkeypatch):
     import ultralytics.engine.trainer as trainer
 
     assert trainer.check_amp is offline._offline_check_amp
+
+
+def test_unreadable_images_still_raise_pil_errors_after_ultralytics_is_loaded(tmp_path, smoke_settings):
+    """Ultralytics patches PIL.Image.open to pip-install pi-heif on unknown files; after configure()
+    a garbage file must still raise PIL's UnidentifiedImageError (what validation and serving catch)."""
+    import pytest
+    from PIL import Image, UnidentifiedImageError
+
+    offline.configure(smoke_settings.yolo_config_dir)
+    bad = tmp_path / "x.jpg"
+    bad.write_bytes(b"definitely not an image")
+    with pytest.raises(UnidentifiedImageError):
+        Image.open(bad)
