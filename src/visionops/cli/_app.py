@@ -1,0 +1,50 @@
+"""The typer app, the consoles and the option types shared by the command modules.
+
+Command modules (data, lifecycle, notebooks, serving, pipeline, azure) register on `app`;
+`visionops.cli` imports them all and runs the app with the error contract.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from visionops.settings import Settings, get_settings
+
+console = Console(soft_wrap=True)  # never break paths and commands across lines
+err_console = Console(stderr=True, soft_wrap=True)
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="VisionOps: the object-detection lifecycle (data, training, evaluation, registry) from the command line.",
+)
+
+ProfileOpt = Annotated[
+    str, typer.Option("--profile", "-p", help="Run profile: smoke (CI), quick (laptop), full (GPU).")
+]
+BackendOpt = Annotated[str | None, typer.Option(help="Backend: local or azure (default: VISIONOPS_BACKEND or local).")]
+FormatOpt = Annotated[str, typer.Option("--format", "-f", help="yolo, coco, voc or automl.")]
+VersionOpt = Annotated[str | None, typer.Option(help="Registered model version (default: the production one).")]
+
+
+def _settings(backend: str | None = None, **overrides: Any) -> Settings:
+    return get_settings(backend=backend, **overrides)
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback when a command fails.")] = False,
+) -> None:
+    """Run `visionops COMMAND --help` for the options of each command."""
+
+
+def _dataset(s: Settings, dataset: str | None):
+    """A registered data set from `name[:version]` (default: the settings' name, latest version)."""
+    from visionops.workspace import get_workspace
+
+    name, _, version = (dataset or s.dataset_name).partition(":")
+    return get_workspace(s).get_dataset(name, version or None)

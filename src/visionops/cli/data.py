@@ -1,0 +1,156 @@
+"""`visionops data ...`: generate, import, validate, register, export, describe data sets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from visionops.cli._app import (
+    BackendOpt,
+    FormatOpt,
+    ProfileOpt,
+    _settings,
+    app,
+    console,
+    err_console,
+)
+from visionops.errors import DataValidationError, VisionOpsError
+
+data_app = typer.Typer(
+    no_args_is_help=True, help="Generate, import, validate, register, export and describe data sets."
+)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("generate")
+def data_generate(
+    profile: ProfileOpt = "quick",
+    out: Annotated[Path | None, typer.Option(help="Target folder (default: data/work/<name>-<profile>).")] = None,
+    n_train: Annotated[int | None, typer.Option(help="Training images (default: the profile's).")] = None,
+    n_val: Annotated[int | None, typer.Option(help="Validation images.")] = None,
+    n_test: Annotated[int | None, typer.Option(help="Test images.")] = None,
+    image_size: Annotated[int | None, typer.Option(help="Image side in pixels.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed (same seed, same bytes, same version).")] = None,
+) -> None:
+    """Generate the synthetic shapes data set (deterministic by seed) with its manifest."""
+    from visionops.data.dataset import generate_synthetic
+    from visionops.profiles import get_profile
+
+    s = _settings(seed=seed)
+    spec = get_profile(profile, n_train=n_train, n_val=n_val, n_test=n_test, image_size=image_size).data
+    spec = spec.model_copy(update={"seed": s.seed})
+    target = out or s.data_dir / "work" / f"{s.dataset_name}-{profile}"
+    generate_synthetic(spec, target, s.dataset_name)
+    console.print(f"generated {spec.n_train}/{spec.n_val}/{spec.n_test} images (train/val/test) in {target}")
+
+
+@data_app.command("import")
+def data_import(
+    source: Annotated[Path, typer.Argument(help="YOLO folder, COCO JSON, VOC folder or AutoML JSONL.")],
+    fmt: FormatOpt = "yolo",
+    images: Annotated[Path | None, typer.Option(help="COCO/AutoML image folder (default: beside the file).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Target folder (default: data/work/<name>-import).")] = None,
+    name: Annotated[str | None, typer.Option(help="Data set name (default: VISIONOPS_DATASET_NAME).")] = None,
+) -> None:
+    """Import a data set into the VisionOps layout (train/val/test, data.yaml, manifest.json)."""
+    from visionops.data.dataset import import_dataset
+
+    s = _settings()
+    if not source.exists():
+        raise VisionOpsError(f"{source} does not exist; pass the path of the data set to import")
+    dataset_name = name or s.dataset_name
+    target = out or s.data_dir / "work" / f"{dataset_name}-import"
+    import_dataset(source, target, dataset_name, fmt, images_dir=images)  # type: ignore[arg-type]
+    console.print(f"imported {source} ({fmt}) into {target}; next: visionops data validate {target}")
+
+
+@data_app.command("validate")
+def data_validate(
+    path: Annotated[Path, typer.Argument(help="Data set folder.")],
+    report: Annotated[Path | None, typer.Option(help="Also write the full report as JSON here.")] = None,
+) -> None:
+    """Check every image and label; lists all problems (file, line, fix) and fails if there are any."""
+    from visionops.data.validation import validate
+
+    r = validate(path)
+    if report:
+        report.write_text(json.dumps(r.to_dict(), indent=2))
+    if r.ok:
+        console.print(r.summary())
+        return
+    err_console.print(r.summary(limit=50), highlight=False)
+    raise DataValidationError(f"{len(r.problems)} problem(s) in {path}", report=r)
+
+
+@data_app.command("register")
+def data_register(
+    path: Annotated[Path, typer.Argument(help="Data set folder (validated first).")],
+    name: Annotated[str | None, typer.Option(help="Name (default: VISIONOPS_DATASET_NAME).")] = None,
+    backend: BackendOpt = None,
+) -> None:
+    """Validate, version by content hash and register (same content, same version)."""
+    from visionops.workspace import get_workspace
+
+    ref = get_workspace(_settings(backend)).register_dataset(path, name)
+    console.print(f"registered {ref.name}:{ref.version} at {ref.path}")
+
+
+@data_app.command("list")
+def data_list(backend: BackendOpt = None) -> None:
+    """List registered data sets: name, version, counts, created."""
+    from visionops.workspace import get_workspace
+
+    table = Table("name", "version", "train", "val", "test", "created", "path")
+    for r in get_workspace(_settings(backend)).list_datasets():
+        c = r.counts
+        table.add_row(r.name, r.version, *(str(c.get(s, {}).get("images", 0)) for s in ("train", "val", "test")),
+                      r.created, r.path)
+    console.print(table)
+
+
+@data_app.command("export")
+def data_export(
+    path: Annotated[Path, typer.Argument(help="Data set folder.")],
+    fmt: FormatOpt = "automl",
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: <path>/export/<format>).")] = None,
+    image_url_prefix: Annotated[str | None, typer.Option(help="AutoML: prefix for image_url (azureml://...).")] = None,
+) -> None:
+    """Export to COCO JSON, Pascal VOC or Azure ML AutoML-for-Images JSONL + MLTable."""
+    from visionops.data import formats
+
+    target = out or Path(path) / "export" / fmt
+    if fmt == "coco":
+        written = formats.export_coco(path, target)
+    elif fmt == "voc":
+        written = {"voc": formats.export_voc(path, target)}
+    elif fmt == "automl":
+        written = formats.export_automl(path, target, image_url_prefix=image_url_prefix)
+    else:
+        raise VisionOpsError(f"cannot export to {fmt!r}; choose coco, voc or automl")
+    for key, p in written.items():
+        console.print(f"{key}: {p}")
+
+
+@data_app.command("stats")
+def data_stats(
+    path: Annotated[Path, typer.Argument(help="Data set folder.")],
+    plots: Annotated[Path | None, typer.Option(help="Write the plots (PNG) into this folder.")] = None,
+) -> None:
+    """Images and boxes per split and class, box sizes; optionally the plots."""
+    from visionops.data import plots as dplots
+    from visionops.data import stats
+
+    tables = stats.load_tables(path)
+    console.print(stats.split_table(tables).to_string())
+    console.print(stats.class_table(tables).to_string())
+    console.print(json.dumps(stats.summary(tables), indent=2, default=str))
+    if plots:
+        plots.mkdir(parents=True, exist_ok=True)
+        dplots.plot_class_counts(tables, save=plots / "class_counts.png")
+        dplots.plot_box_sizes(tables, save=plots / "box_sizes.png")
+        dplots.plot_samples(path, save=plots / "samples.png")
+        console.print(f"plots written to {plots}")
