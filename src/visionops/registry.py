@@ -173,7 +173,7 @@ def register(
     with mlflow.start_run(run_id=train_run_id), warnings.catch_warnings():
         # An input example would make MLflow load and run the detector at logging time; the
         # signature is declared instead, so its reminder about examples is noise here.
-        warnings.filterwarnings("ignore", message="An input example was not provided")
+        warnings.filterwarnings("ignore", message=".*An input example was not provided")  # MLflow colours it
         model_info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(_PYFUNC_CODE),
