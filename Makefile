@@ -63,8 +63,8 @@ bench-notebooks: setup ## benchmark: each notebook's time with papermill, smoke 
 lock: ## re-resolve every pin into requirements/constraints.txt (needs PyPI)
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/python -m pip install --quiet --upgrade "pip==$(PIP_VERSION)"
-	.venv-lock/bin/python -m pip install --quiet -e ".[dev,azure]"
-	{ echo "# Full pin set for every extra (base, dev, azure), resolved together in one pip run."; \
+	.venv-lock/bin/python -m pip install --quiet -e ".[dev,azure,lab]"
+	{ echo "# Full pin set for every extra (base, dev, azure, lab), resolved together in one pip run."; \
 	  echo "# Regenerate with: make lock"; \
 	  .venv-lock/bin/python -m pip freeze --exclude-editable; } > requirements/constraints.txt
 	rm -rf .venv-lock
