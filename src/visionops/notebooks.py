@@ -14,6 +14,8 @@ the failing cell and the error; the executed copy of the failing notebook is sti
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -105,6 +107,19 @@ def to_html(executed: Path, html: Path) -> Path:
     return html
 
 
+def kernel_config(socket_dir: Path) -> Any:
+    """Kernels talk to papermill over IPC (unix sockets in `socket_dir`), not unencrypted TCP.
+
+    A kernel on loopback TCP is reachable by any local user who finds its port, and ipykernel warns
+    about it on every start ("Kernel is running over TCP without encryption"), which would otherwise
+    fill the demo's output. The socket prefix must be absolute: jupyter_client's default
+    ("kernel-ipc") lands the sockets in the notebook's working directory.
+    """
+    from traitlets.config import Config
+
+    return Config({"KernelManager": {"transport": "ipc", "ip": str(socket_dir / "kernel")}})
+
+
 def run_notebooks(
     profile: str = "quick",
     *,
@@ -159,29 +174,35 @@ def run_notebooks(
     if unknown:
         known = sorted(set().union(*declared.values()))
         raise ConfigError(f"no notebook has the parameter(s) {unknown}; they have: {', '.join(known)}")
-    for nb in selected:
-        output = out_dir / nb.name
-        own = {k: v for k, v in params.items() if k in declared[nb]}  # each notebook gets its own parameters
-        say(nb.stem, f"running with {own}")
-        t = time.perf_counter()
-        failure: PapermillExecutionError | None = None
-        try:
-            pm.execute_notebook(
-                str(nb), str(output), parameters=own, kernel_name=kernel_name, cwd=str(folder),
-                progress_bar=False, log_output=log_output, execution_timeout=execution_timeout,
-            )
-        except PapermillExecutionError as exc:
-            failure = exc
-        seconds = round(time.perf_counter() - t, 2)
-        page = to_html(output, output.with_suffix(".html")) if html and output.is_file() else None
-        runs.append(NotebookRun(name=nb.stem, input=nb, output=output, html=page, seconds=seconds,
-                                status="failed" if failure else "ok"))
-        if failure is not None:
-            save("failed")
-            say(nb.stem, f"FAILED after {seconds:.1f}s")
-            raise NotebookFailed(nb.name, failure.cell_index, failure.exec_count,
-                                 f"{failure.ename}: {failure.evalue}", failure.source or "", output) from None
-        say(nb.stem, f"ok in {seconds:.1f}s -> {output}")
+    # a private (0700) folder for the kernels' sockets, removed when the run ends
+    socket_dir = Path(tempfile.mkdtemp(prefix="visionops-kernel-"))
+    try:
+        for nb in selected:
+            output = out_dir / nb.name
+            own = {k: v for k, v in params.items() if k in declared[nb]}  # each notebook gets its own parameters
+            say(nb.stem, f"running with {own}")
+            t = time.perf_counter()
+            failure: PapermillExecutionError | None = None
+            try:
+                pm.execute_notebook(
+                    str(nb), str(output), parameters=own, kernel_name=kernel_name, cwd=str(folder),
+                    progress_bar=False, log_output=log_output, execution_timeout=execution_timeout,
+                    config=kernel_config(socket_dir),
+                )
+            except PapermillExecutionError as exc:
+                failure = exc
+            seconds = round(time.perf_counter() - t, 2)
+            page = to_html(output, output.with_suffix(".html")) if html and output.is_file() else None
+            runs.append(NotebookRun(name=nb.stem, input=nb, output=output, html=page, seconds=seconds,
+                                    status="failed" if failure else "ok"))
+            if failure is not None:
+                save("failed")
+                say(nb.stem, f"FAILED after {seconds:.1f}s")
+                raise NotebookFailed(nb.name, failure.cell_index, failure.exec_count,
+                                     f"{failure.ename}: {failure.evalue}", failure.source or "", output) from None
+            say(nb.stem, f"ok in {seconds:.1f}s -> {output}")
+    finally:
+        shutil.rmtree(socket_dir, ignore_errors=True)
     save("ok")
     return runs
 

@@ -138,3 +138,22 @@ def test_demo_summary(fresh_settings, tmp_path):
     assert s["executed_in"] == str(out)
     empty = notebooks.demo_summary(fresh_settings, tmp_path / "nothing")
     assert empty["run_status"] is None and empty["notebooks"] == []
+
+
+def test_kernels_talk_over_ipc_not_tcp(tmp_path):
+    """The kernel listens on unix sockets, so no other local user can reach it over loopback TCP
+    (and ipykernel has no 'running over TCP without encryption' warning to print)."""
+    f = tmp_path / "nbs"
+    (f / "profiles").mkdir(parents=True)
+    (f / "profiles" / "smoke.yaml").write_text("profile: smoke\n")
+    _notebook(f / "00_transport.ipynb",
+              "import pathlib\nfrom ipykernel.kernelapp import IPKernelApp\n"
+              "app = IPKernelApp.instance()\n"
+              "pathlib.Path('transport').write_text(f'{app.transport} {app.ip}')")
+    notebooks.run_notebooks("smoke", folder=f, out_dir=tmp_path / "out", html=False)
+    transport, ip = (f / "transport").read_text().split(" ", 1)
+    assert transport == "ipc" and Path(ip).is_absolute(), (transport, ip)
+    assert Path(ip).parent.name.startswith("visionops-kernel-")
+    assert not Path(ip).parent.exists()  # the sockets' folder is gone after the run
+    # and no socket was left in the notebooks' working directory
+    assert sorted(p.name for p in f.iterdir()) == ["00_transport.ipynb", "profiles", "transport"]
