@@ -67,11 +67,10 @@ def detector(tmp_path_factory) -> Detector:
         return Detector(settings=settings, ref=ref, model_dir=registry.download(settings, ref),
                         dataset=Path(dataset.path), known=known_image_from_dataset(dataset.path), train_s=0.0)
     root = tmp_path_factory.mktemp("fast-detector")
-    # torch with one thread per core collapses when another process already holds a core: every
-    # OpenMP barrier waits for the descheduled thread (measured: 100+ s per epoch instead of ~3 s on
-    # 2 cores). On a busy machine one thread is the fast choice; on a quiet one, every core.
-    busy = os.getloadavg()[0] > 1.0
-    settings = get_settings(root=root, threads=1 if busy else None)
+    # One thread, always: the same weights on every machine whatever its load (a float reduction
+    # split over another number of threads rounds differently), and torch with one thread per core
+    # collapses when another process already holds a core (100+ s per epoch instead of ~3 s on 2 cores).
+    settings = get_settings(root=root, threads=1)
     profile = get_profile("smoke", **FAST_DETECTOR)
     folder = generate_synthetic(profile.data, settings.data_dir / "work" / "shapes-easy", settings.dataset_name)
     dataset = LocalDatasetCatalog(settings.catalog_dir).register(folder, settings.dataset_name)

@@ -77,7 +77,8 @@ def test_onnx_runtime_agrees_with_pytorch(detector):
     assert (onnx.runtime, torch_.runtime) == ("onnx", "pytorch")
     assert onnx.names == torch_.names == ["circle", "rectangle"]
     images = [Image.open(p) for p in detector.test_images]
-    images.append(images[0].resize((150, 90)))  # a non-square image: letterbox padding on one axis
+    # non-square images of both orientations and another size: letterbox padding on one axis
+    images += [images[0].resize((150, 90)), images[1].resize((70, 133)), images[2].resize((301, 97))]
     compared = 0
     for i, img in enumerate(images):
         a = onnx.predict([img], conf=0.25)[0]
@@ -87,8 +88,9 @@ def test_onnx_runtime_agrees_with_pytorch(detector):
         for box, label, conf in zip(b.boxes, b.labels, b.confidences, strict=True):
             j = max(range(len(a)), key=lambda k: _iou(a.boxes[k], box))
             assert a.labels[j] == label, f"image {i}: label {a.labels[j]} vs {label}"
-            assert _iou(a.boxes[j], box) >= 0.9, f"image {i}: IoU {_iou(a.boxes[j], box):.3f}"
-            assert abs(a.confidences[j] - conf) <= 0.02
+            assert max(abs(u - v) for u, v in zip(a.boxes[j], box, strict=True)) <= 1.0, (
+                f"image {i}: boxes differ by more than 1 px: {a.boxes[j]} vs {box}")
+            assert abs(a.confidences[j] - conf) <= 0.01, f"image {i}: confidence {a.confidences[j]} vs {conf}"
             compared += 1
     assert compared >= len(detector.test_images), f"only {compared} boxes compared: the detector finds too little"
 

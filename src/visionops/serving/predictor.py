@@ -3,12 +3,15 @@
 `score.py` (the endpoint), the benchmarks and the tests all call this class, so what is measured
 in-process is exactly what the endpoint runs. Two runtimes:
 
-- `onnx`: ONNX Runtime on the exported `best.onnx` with our own letterbox pre-processing and
-  NMS post-processing in numpy. They reproduce Ultralytics' (same resize, padding, rounding,
-  class-offset NMS), so boxes agree with the PyTorch path; skipping Ultralytics' ONNX wrapper
-  keeps torch out of the server process (faster start, less memory) and saves its per-call
-  tensor conversions (see docs/benchmarks.md).
-- `pytorch`: Ultralytics' own `YOLO(best.pt).predict`, the reference the ONNX path is tested against.
+- `onnx`: ONNX Runtime on the exported `best.onnx`, with NMS post-processing in numpy that
+  reproduces Ultralytics' (class-offset NMS, same candidate cap). Skipping Ultralytics' ONNX
+  wrapper keeps torch out of the server process (faster start, less memory) and saves its
+  per-call tensor conversions (see docs/benchmarks.md).
+- `pytorch`: Ultralytics' own model on `best.pt`, the reference the ONNX path is tested against.
+
+Both runtimes share one pre-processing (`preprocess`: the square letterbox the exported model
+expects) and one mapping back to image pixels (`Frame.to_image`), so they score the same pixels
+and agree on non-square images too.
 
 Nothing here downloads anything: the weights come from the model folder, and
 `visionops.offline` has switched Ultralytics' network touches off.
@@ -188,6 +191,13 @@ class Predictor(ABC):
     def label(self, class_id: int) -> str:
         return self.names[class_id] if 0 <= class_id < len(self.names) else str(class_id)
 
+    def _detections(self, frame: Frame, boxes: np.ndarray, scores: list[float], class_ids: list[int]) -> Detections:
+        return Detections(
+            width=frame.width, height=frame.height, boxes=np.asarray(boxes).tolist(),
+            class_ids=[int(c) for c in class_ids], labels=[self.label(int(c)) for c in class_ids],
+            confidences=[float(c) for c in scores],
+        )
+
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "runtime": self.runtime, "imgsz": self.imgsz,
                 "classes": list(self.names)}
@@ -227,6 +237,38 @@ def letterbox(img: np.ndarray, size: int) -> tuple[np.ndarray, tuple[float, floa
     left, right = round(dw - 0.1), round(dw + 0.1)
     img = cv2.copyMakeBorder(img, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3)
     return img, (new_w / w, new_h / h), (left, top)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Where a letterboxed input sits in the original image: enough to map boxes back."""
+
+    width: int
+    height: int
+    gain: tuple[float, float]
+    pad: tuple[int, int]
+
+    def to_image(self, boxes: np.ndarray) -> np.ndarray:
+        """xyxy boxes in letterboxed-input pixels -> original-image pixels, clipped to the image."""
+        out = np.asarray(boxes, dtype=np.float32).reshape(-1, 4).copy()
+        (gx, gy), (left, top) = self.gain, self.pad
+        out[:, [0, 2]] = ((out[:, [0, 2]] - left) / gx).clip(0, self.width)
+        out[:, [1, 3]] = ((out[:, [1, 3]] - top) / gy).clip(0, self.height)
+        return out
+
+
+def preprocess(arr: np.ndarray, size: int) -> tuple[np.ndarray, Frame]:
+    """The one pre-processing of both runtimes: an RGB image -> a (1, 3, size, size) float32 blob
+    in 0..1, square-letterboxed as the exported model expects, and the frame to map boxes back.
+
+    Both runtimes use exactly this (the PyTorch runtime feeds the blob to Ultralytics as a tensor),
+    so ONNX Runtime and PyTorch see the same pixels. Ultralytics' own predict would letterbox with
+    minimal padding (`rect`) instead, which scores non-square images differently.
+    """
+    h, w = arr.shape[:2]
+    padded, gain, pad = letterbox(arr, size)
+    blob = np.ascontiguousarray(padded.transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
+    return blob, Frame(width=w, height=h, gain=gain, pad=pad)
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
@@ -327,19 +369,10 @@ class OnnxPredictor(Predictor):
         results = []
         for image in images:
             arr = _as_rgb_array(image)
-            h, w = arr.shape[:2]
-            padded, (gx, gy), (left, top) = letterbox(arr, self.imgsz)
-            blob = np.ascontiguousarray(padded.transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
+            blob, frame = preprocess(arr, self.imgsz)
             output = self.session.run(None, {self.input_name: blob})[0]
             boxes, scores, cls = postprocess(output, conf, iou, max_det)
-            boxes[:, [0, 2]] = ((boxes[:, [0, 2]] - left) / gx).clip(0, w)
-            boxes[:, [1, 3]] = ((boxes[:, [1, 3]] - top) / gy).clip(0, h)
-            results.append(
-                Detections(
-                    width=w, height=h, boxes=boxes.tolist(), class_ids=cls.tolist(),
-                    labels=[self.label(int(c)) for c in cls], confidences=scores.tolist(),
-                )
-            )
+            results.append(self._detections(frame, frame.to_image(boxes), scores.tolist(), cls.tolist()))
         return results
 
 
@@ -376,22 +409,19 @@ class TorchPredictor(Predictor):
         iou: float = DEFAULT_IOU,
         max_det: int = DEFAULT_MAX_DET,
     ) -> list[Detections]:
-        # Ultralytics expects numpy images in BGR (OpenCV order); PIL images are converted by it.
-        sources = [Image.fromarray(_as_rgb_array(im)) if isinstance(im, np.ndarray) else im for im in images]
-        results = self.model.predict(
-            sources, imgsz=self.imgsz, conf=conf, iou=iou, max_det=max_det, device=self.device, verbose=False
-        )
+        import torch
+
         out = []
-        for r in results:
-            h, w = r.orig_shape
-            b = r.boxes
-            cls = [int(c) for c in b.cls.tolist()]
-            out.append(
-                Detections(
-                    width=int(w), height=int(h), boxes=b.xyxy.tolist(), class_ids=cls,
-                    labels=[self.label(c) for c in cls], confidences=b.conf.tolist(),
-                )
+        for image in images:
+            blob, frame = preprocess(_as_rgb_array(image), self.imgsz)
+            # A tensor input skips Ultralytics' own letterbox (and its BGR flip: the blob is RGB
+            # already), so boxes come back in letterboxed pixels and map back exactly as ONNX's do.
+            (r,) = self.model.predict(
+                torch.from_numpy(blob), imgsz=self.imgsz, conf=conf, iou=iou, max_det=max_det,
+                device=self.device, verbose=False,
             )
+            b = r.boxes
+            out.append(self._detections(frame, frame.to_image(b.xyxy.cpu().numpy()), b.conf.tolist(), b.cls.tolist()))
         return out
 
 
