@@ -24,6 +24,7 @@ for _key in ("VISIONOPS_BACKEND", "VISIONOPS_MLFLOW_TRACKING_URI", "MLFLOW_TRACK
     os.environ.pop(_key, None)
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "support"))  # test helpers: foreign_data, azure_mock
 
 
 @pytest.fixture(scope="session")
@@ -65,10 +66,10 @@ def _netblocked_env_fixture():
 def smoke_run(session_root, smoke_settings):
     """`visionops run --profile smoke` once per session, as a user runs it, with the network blocked.
 
-    Returns the LifecycleResult it recorded; `smoke_run.netlog` is the block log. Serving,
+    Returns the RunResult it recorded; `smoke_run.netlog` is the block log. Serving,
     registry and notebook tests reuse its registered production model.
     """
-    from visionops.lifecycle import LAST_RUN, LifecycleResult
+    from visionops.runner import LAST_RUN, LIFECYCLE_DIR, RunResult
 
     log = session_root / "netblock-smoke.log"
     proc = subprocess.run(
@@ -77,16 +78,24 @@ def smoke_run(session_root, smoke_settings):
         capture_output=True, text=True, timeout=900,
     )
     assert proc.returncode == 0, f"smoke lifecycle failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-    result = LifecycleResult.model_validate_json((smoke_settings.outputs_dir / LAST_RUN).read_text())
+    result = RunResult.model_validate_json((smoke_settings.outputs_dir / LIFECYCLE_DIR / LAST_RUN).read_text())
     return SmokeRun(result=result, netlog=log, stdout=proc.stdout, stderr=proc.stderr)
 
 
 @dataclass
 class SmokeRun:
-    result: Any  # visionops.lifecycle.LifecycleResult
+    result: Any  # visionops.runner.RunResult
     netlog: Path
     stdout: str
     stderr: str
+
+
+@pytest.fixture(scope="session")
+def foreign_export(tmp_path_factory) -> Path:
+    """A team's export unlike the synthetic shapes (see tests/support/foreign_data.py), read-only."""
+    from foreign_data import build_foreign_export
+
+    return build_foreign_export(tmp_path_factory.mktemp("fasteners-export") / "fasteners")
 
 
 @pytest.fixture

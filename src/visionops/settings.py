@@ -57,7 +57,9 @@ class Settings(BaseSettings):
     )
     experiment_name: str = Field("visionops", description="MLflow experiment for training and evaluation runs.")
     dataset_name: str = Field("shapes", description="Name under which data sets are registered.")
-    model_name: str = Field("shapes-detector", description="Name of the model in the registry.")
+    model_name: str | None = Field(
+        None, description="Registry name of the model (default: <data set name>-detector: names follow the data)."
+    )
     device: str = Field("auto", description="Training/inference device: auto (GPU when present), cpu, 0, 0,1 ...")
     threads: int | None = Field(
         None, ge=1, description="CPU threads for torch (default: every core; Ultralytics alone would use n-1)."
@@ -134,6 +136,18 @@ class Settings(BaseSettings):
         if self.mlflow_tracking_uri:
             return self.mlflow_tracking_uri
         return f"sqlite:///{self.outputs_dir / 'mlflow.db'}"
+
+    @property
+    def registered_model_name(self) -> str:
+        """The model the registry commands act on when none is named: `model_name` when set, else
+        the one trained on the workspace's current data set (`<data set>-detector`), else on
+        `dataset_name`."""
+        if self.model_name:
+            return self.model_name
+        from visionops.workspace.current import read_current
+
+        current = read_current(self.catalog_dir)
+        return f"{current[0] if current else self.dataset_name}-detector"
 
     @property
     def artifacts_dir(self) -> Path:

@@ -74,21 +74,48 @@ def resolve_device(setting: str) -> str:
     return "0" if torch.cuda.is_available() else "cpu"
 
 
-def _model_source(spec: TrainSpec) -> str:
-    if spec.weights:
-        p = Path(spec.weights).expanduser()
+def check_model_source(spec: TrainSpec) -> str:
+    """What Ultralytics will load: local .pt weights (fine-tuning) or an architecture yaml it ships.
+
+    Checked before any data work or MLflow run, so a typo fails in a second with the fix, not
+    after a data import, and nothing is ever downloaded (Ultralytics would fetch a missing .pt).
+    `model` may itself name a local .pt file (fine-tuning), as `weights` does.
+    """
+    weights = spec.weights or (spec.model if spec.model.endswith(".pt") else None)
+    if weights:
+        p = Path(weights).expanduser()
         if not p.is_file():
             raise TrainingError(
                 f"pretrained weights {p} not found; pass a path to a .pt file on disk "
-                "(nothing is downloaded) or leave weights empty to train from scratch"
+                "(nothing is downloaded), or a model yaml such as 'yolo11n.yaml' to train from scratch"
             )
         return str(p)
-    if spec.model.endswith(".pt") and not Path(spec.model).is_file():
-        raise TrainingError(
-            f"model {spec.model!r} names weights that are not on disk (Ultralytics would try to download them); "
-            "use an architecture yaml such as 'yolo11n.yaml', or set weights to a local .pt path"
-        )
-    return spec.model
+    if spec.model.endswith((".yaml", ".yml")):
+        if Path(spec.model).expanduser().is_file():
+            return str(Path(spec.model).expanduser())
+        if not _shipped_model_yaml(spec.model):
+            raise TrainingError(
+                f"model {spec.model!r} is neither a file on disk nor a model yaml Ultralytics ships; use e.g. "
+                "'yolo11n.yaml' (from scratch) or a local .pt path (fine-tuning)"
+            )
+        return spec.model
+    raise TrainingError(
+        f"model {spec.model!r} must be a model yaml (e.g. 'yolo11n.yaml') or a local .pt file"
+    )
+
+
+def _shipped_model_yaml(name: str) -> bool:
+    """Whether Ultralytics ships `name` (yolo11s.yaml is yolo11.yaml at scale s), looked up in its
+    cfg/models folder without importing it (importing Ultralytics patches PIL, see offline)."""
+    import importlib.util
+    import re
+
+    spec = importlib.util.find_spec("ultralytics")
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    models = Path(next(iter(spec.submodule_search_locations))) / "cfg" / "models"
+    unscaled = re.sub(r"(\d+|v\d+)([nslmxt])(?=(-[a-z0-9]+)?\.ya?ml$)", r"\1", Path(name).name)
+    return any(models.rglob(Path(name).name)) or any(models.rglob(unscaled))
 
 
 def _epoch_logger(mlflow_client, run_id: str):
@@ -133,7 +160,7 @@ def train(
     data_yaml = Path(dataset.path) / "data.yaml"
     if not data_yaml.is_file():
         raise TrainingError(f"{data_yaml} not found: register the data set first (`visionops data register`)")
-    source = _model_source(spec)
+    source = check_model_source(spec)
     offline.configure(settings.yolo_config_dir, settings.threads)
     threads = offline.set_threads(settings.threads)
     device = resolve_device(settings.device)

@@ -24,7 +24,8 @@ def test_lifecycle_registers_first_model_with_lineage(smoke_run, smoke_settings)
     assert r.evaluation["decision"] == "promote"
     assert r.evaluation["champion"] is None  # first model: judged against the floor
     assert r.registration.registered and r.registration.version == "1"
-    assert set(r.timings_s) >= {"data", "register_data", "validate", "train", "evaluate", "register"}
+    assert set(r.timings_s) >= {"data", "validate", "train", "evaluate", "register"}
+    assert r.model_name == "shapes-detector" and r.registration.model_name == "shapes-detector"  # <dataset>-detector
 
     champion = registry.require_champion(smoke_settings)
     assert champion.version == "1" and champion.is_production
@@ -61,7 +62,7 @@ def test_lifecycle_registers_first_model_with_lineage(smoke_run, smoke_settings)
     ev = client.get_run(r.evaluation["evaluation_run_id"])
     assert ev.data.tags["decision"] == "promote"
     assert ev.data.metrics["test_map50_95"] == pytest.approx(r.evaluation["challenger"]["map50_95"])
-    decision = json.loads((r.run_dir / "evaluate" / "decision.json").read_text())
+    decision = json.loads((Path(r.folders["evaluate"]) / "decision.json").read_text())
     assert decision["outcome"] == "promote" and decision["floor"] == 0.0 and decision["champion"] is None
 
 
@@ -92,13 +93,13 @@ def test_rescoring_the_champion_ties_and_registers_nothing(smoke_run, smoke_sett
     r = smoke_run.result
     before = registry.list_versions(smoke_settings)
     outcome = evaluate_step(
-        r.run_dir / "train", Path(r.dataset.path), tmp_path / "eval", smoke_settings,
+        r.folders["train"], Path(r.dataset.path), tmp_path / "eval", smoke_settings,
         rule=get_profile("smoke").decision,
     )
     assert outcome.champion_version == "1"
     assert outcome.champion.metrics["map50_95"] == pytest.approx(outcome.challenger.metrics["map50_95"])
     assert outcome.decision.outcome == "reject" and "tie" in outcome.decision.reason
-    reg = register_step(r.run_dir / "train", tmp_path / "eval", tmp_path / "reg", smoke_settings)
+    reg = register_step(r.folders["train"], tmp_path / "eval", tmp_path / "reg", smoke_settings)
     assert not reg.registered
     assert json.loads((tmp_path / "reg" / "registration.json").read_text())["registered"] is False
     assert [v.version for v in registry.list_versions(smoke_settings)] == [v.version for v in before]

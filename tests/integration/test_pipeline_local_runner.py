@@ -54,7 +54,7 @@ def test_every_step_completed_with_the_component_commands(local_pipeline):
     specs = load_components()
     for step in run["steps"]:
         # the command that ran is the YAML's template with folders in place of the bindings
-        assert step["command"].startswith(f"PYTHONPATH=src python -m visionops.pipeline.steps {step['name']} ")
+        assert f"python -m visionops.cli.steps {step['name']} " in step["command"]
         prefix = specs[step["name"]].command.split("${{")[0]
         assert step["command"].startswith(prefix)
         assert Path(step["log"]).is_file()
@@ -64,13 +64,13 @@ def test_every_step_completed_with_the_component_commands(local_pipeline):
 
 def test_outputs_have_the_layout_of_the_in_process_lifecycle(local_pipeline, smoke_run):
     """Node outputs land in <run>/<node>/<output>/ with the files the same step writes in-process."""
-    run_dir, lifecycle_dir = local_pipeline["run_dir"], Path(smoke_run.result.run_dir)
+    run_dir, folders = local_pipeline["run_dir"], smoke_run.result.folders
     outputs = {"validate": "report", "train": "model", "evaluate": "evaluation", "register": "registration"}
     for node, output in outputs.items():
         ours = {p.relative_to(run_dir / node / output).as_posix()
                 for p in (run_dir / node / output).rglob("*") if p.is_file()}
-        theirs = {p.relative_to(lifecycle_dir / node).as_posix()
-                  for p in (lifecycle_dir / node).rglob("*") if p.is_file()}
+        theirs = {p.relative_to(folders[node]).as_posix()
+                  for p in Path(folders[node]).rglob("*") if p.is_file() and p.name != "request.json"}
         core = {"validate": {"validation.json"}, "train": {"weights/best.pt", "train_result.json"},
                 "evaluate": {"decision.json", "evaluation.json"}, "register": {"registration.json"}}[node]
         assert core <= ours and core <= theirs, node

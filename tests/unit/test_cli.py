@@ -71,16 +71,22 @@ def test_bad_data_fails_with_one_line_and_registers_nothing(tmp_path):
     assert proc.returncode != 0 and "Traceback" in proc.stderr
 
 
-def test_training_without_a_registered_dataset_says_what_to_do(tmp_path):
-    proc = _run("train", "--profile", "smoke", root=tmp_path)
+def test_training_on_an_unknown_data_set_lists_the_registered_ones(tmp_path):
+    assert _run("data", "generate", "--profile", "smoke", "--out", str(tmp_path / "g"), root=tmp_path).returncode == 0
+    assert _run("data", "register", str(tmp_path / "g"), root=tmp_path).returncode == 0
+    proc = _run("train", "--profile", "smoke", "--dataset", "nope:3", root=tmp_path)
     assert proc.returncode == 1
-    assert "no data set named 'shapes'" in proc.stderr and "visionops data register" in proc.stderr
+    first = proc.stderr.strip().splitlines()[0]
+    assert "no data set 'nope:3'" in first and "registered: shapes:" in first, proc.stderr
     assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "outputs" / "mlflow.db").exists()  # nothing ran
 
 
-def test_evaluate_without_training_output_names_the_file(tmp_path):
-    proc = _run("evaluate", "--model", str(tmp_path / "nothing"), root=tmp_path)
-    assert proc.returncode == 1 and "train_result.json not found" in proc.stderr
+def test_evaluate_without_a_training_says_what_to_run(tmp_path):
+    assert _run("data", "generate", "--profile", "smoke", "--out", str(tmp_path / "g"), root=tmp_path).returncode == 0
+    assert _run("data", "register", str(tmp_path / "g"), root=tmp_path).returncode == 0
+    proc = _run("evaluate", "--profile", "smoke", root=tmp_path)
+    assert proc.returncode == 1 and "no training of shapes:" in proc.stderr and "visionops train" in proc.stderr
 
 
 def test_unknown_profile_and_usage_errors(tmp_path):
@@ -127,5 +133,5 @@ def test_lifecycle_on_broken_import_registers_nothing(tmp_path):
 def test_missing_pretrained_weights_fail_before_any_run(tmp_path):
     assert _run("data", "generate", "--profile", "smoke", "--out", str(tmp_path / "g"), root=tmp_path).returncode == 0
     assert _run("data", "register", str(tmp_path / "g"), root=tmp_path).returncode == 0
-    proc = _run("train", "--profile", "smoke", "--weights", str(tmp_path / "nope.pt"), root=tmp_path)
+    proc = _run("train", "--profile", "smoke", "--model", str(tmp_path / "nope.pt"), root=tmp_path)
     assert proc.returncode == 1 and "nope.pt not found" in proc.stderr and "nothing is downloaded" in proc.stderr

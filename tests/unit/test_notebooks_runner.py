@@ -10,7 +10,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from visionops import notebooks, session
+from visionops import notebooks, records
 from visionops.errors import ConfigError
 
 
@@ -117,13 +117,13 @@ def test_demo_summary(fresh_settings, tmp_path):
         "profile": "quick", "status": "ok",
         "notebooks": [{"name": "00_environment_setup", "status": "ok", "seconds": 3.0, "html": "/x.html"}],
     }))
-    session.record_summary(fresh_settings, "01_dataset_setup", {"dataset": "shapes:abc"})
-    session.record_summary(fresh_settings, "02_model_training", {"experiment_id": "1", "run_id": "r1"})
-    session.record_summary(fresh_settings, "03_model_evaluation", {
+    records.record_summary(fresh_settings, "01_dataset_setup", {"dataset": "shapes:abc"})
+    records.record_summary(fresh_settings, "02_model_training", {"experiment_id": "1", "run_id": "r1"})
+    records.record_summary(fresh_settings, "03_model_evaluation", {
         "decision": "promote", "reason": "no champion yet", "registered_version": "1",
         "champion_version_after": "1", "challenger": {"map50_95": 0.7},
     })
-    session.record_summary(fresh_settings, "04_model_deployment", {
+    records.record_summary(fresh_settings, "04_model_deployment", {
         "model_version": "1", "endpoint_check": {"ok": True}, "latency": {"p50_ms": 20.0},
         "kept": True, "scoring_uri": "http://127.0.0.1:1234/score",
     })

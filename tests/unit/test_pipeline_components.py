@@ -34,7 +34,7 @@ def test_one_component_per_step_running_the_steps_module(specs, repo_root):
     for step, spec in specs.items():
         assert spec.name == f"visionops_{step}"
         assert spec.code == repo_root  # the snapshot is the repo root, filtered by .amlignore
-        assert spec.command.startswith(f"PYTHONPATH=src python -m visionops.pipeline.steps {step} ")
+        assert spec.command.startswith(f"PYTHONPATH=src python -m visionops.cli.steps {step} ")
         assert spec.environment == "azureml:visionops-training@latest"
         assert all(p.type == "uri_folder" for p in spec.outputs.values())
 
@@ -73,9 +73,9 @@ def test_render_keeps_or_drops_optional_segments_like_azure(specs, tmp_path):
 
 
 def test_command_process_translates_only_python_and_pythonpath(tmp_path):
-    argv, env = command_process("PYTHONPATH=src python -m visionops.pipeline.steps validate --data 'a b'",
+    argv, env = command_process("PYTHONPATH=src python -m visionops.cli.steps validate --data 'a b'",
                                 tmp_path, {"PYTHONPATH": "/elsewhere"})
-    assert argv == [sys.executable, "-m", "visionops.pipeline.steps", "validate", "--data", "a b"]
+    assert argv == [sys.executable, "-m", "visionops.cli.steps", "validate", "--data", "a b"]
     assert env["PYTHONPATH"].split(os.pathsep) == [str(tmp_path / "src"), "/elsewhere"]
     with pytest.raises(ConfigError, match="must run `python"):
         command_process("bash -c 'rm -rf /'", tmp_path, {})

@@ -227,7 +227,7 @@ def test_pipeline_graph_and_picture():
     g = reports.pipeline_graph()
     assert list(g.index) == [n.name for n in GRAPH] == ["validate", "train", "evaluate", "register"]
     assert "validation <- validate.report" in g.loc["train", "inputs"]
-    assert all("visionops.pipeline.steps" in c for c in g["command"])
+    assert all("visionops.cli.steps" in c for c in g["command"])
     fig = reports.plot_pipeline()
     texts = {t.get_text() for t in fig.axes[0].texts}
     assert {"validate", "train", "evaluate", "register"} <= texts

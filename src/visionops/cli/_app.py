@@ -42,9 +42,10 @@ def _root(
     """Run `visionops COMMAND --help` for the options of each command."""
 
 
-def _dataset(s: Settings, dataset: str | None):
-    """A registered data set from `name[:version]` (default: the settings' name, latest version)."""
-    from visionops.workspace import get_workspace
+def _dataset(s: Settings, dataset: str | None, profile: str | None = None):
+    """The data set a command works on: `name[:version]`, else the workspace's current one, else
+    (nothing current yet) the profile's synthetic data set, generated and registered. Says which."""
+    from visionops.runner import Runner
 
-    name, _, version = (dataset or s.dataset_name).partition(":")
-    return get_workspace(s).get_dataset(name, version or None)
+    runner = Runner(s, profile, on_step=lambda step, msg: err_console.print(f"[dim]{step}: {msg}[/]"))
+    return runner.dataset(dataset)

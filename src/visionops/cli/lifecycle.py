@@ -9,74 +9,100 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from visionops.cli._app import FormatOpt, ProfileOpt, _dataset, _settings, app, console
+from visionops.cli._app import FormatOpt, ProfileOpt, _settings, app, console
 from visionops.errors import VisionOpsError
 from visionops.settings import Settings
+
+DatasetOpt = Annotated[str | None, typer.Option(
+    help="Data set name[:version] (default: the current one, made current by the last import/register).")]
+KnobOpt = Annotated[int | None, typer.Option(help="Override the profile's value.")]
+ModelOpt = Annotated[str | None, typer.Option(
+    help="Model yaml (e.g. yolo11s.yaml, from scratch) or a local .pt file to fine-tune; never downloaded.")]
+
+
+def _train_knobs(epochs, imgsz, batch, patience, model) -> dict:
+    return {"epochs": epochs, "imgsz": imgsz, "batch": batch, "patience": patience, "model": model}
+
+
+def _say(step: str, msg: str) -> None:
+    console.print(f"[bold cyan]{step:>9}[/] {msg}", highlight=False)
 
 
 @app.command("train")
 def train_cmd(
     profile: ProfileOpt = "quick",
-    dataset: Annotated[str | None, typer.Option(help="name[:version] in the catalog (default: latest).")] = None,
-    out: Annotated[Path, typer.Option(help="Output folder (weights/best.pt, train_result.json).")] = Path(
-        "outputs/cli/train"
-    ),
-    epochs: Annotated[int | None, typer.Option(help="Override the profile's epochs.")] = None,
-    imgsz: Annotated[int | None, typer.Option(help="Override the profile's image size.")] = None,
-    batch: Annotated[int | None, typer.Option(help="Override the profile's batch size.")] = None,
-    weights: Annotated[Path | None, typer.Option(help="Start from pretrained .pt weights on disk.")] = None,
+    dataset: DatasetOpt = None,
+    epochs: KnobOpt = None,
+    imgsz: KnobOpt = None,
+    batch: KnobOpt = None,
+    patience: KnobOpt = None,
+    model: ModelOpt = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for training (default: VISIONOPS_SEED or 0).")] = None,
+    reuse: Annotated[bool, typer.Option(help="Reuse an earlier training with the same request.")] = False,
 ) -> None:
-    """Train a YOLO detector on a registered data set, tracked in MLflow."""
-    from visionops.pipeline.steps import train_step
+    """Train a YOLO detector on a registered data set (validated first), tracked in MLflow."""
+    from visionops.runner import Runner
 
-    s = _settings()
-    ref = _dataset(s, dataset)
-    knobs = {"epochs": epochs, "imgsz": imgsz, "batch": batch, "weights": str(weights) if weights else None}
-    result = train_step(Path(ref.path), out, s, profile=profile, knobs=knobs)
+    runner = Runner(_settings(seed=seed), profile, _train_knobs(epochs, imgsz, batch, patience, model), on_step=_say)
+    ref = runner.dataset(dataset)
+    result = runner.train(ref, reuse=reuse)
     console.print(f"trained in {result.duration_s:.0f}s: {json.dumps(result.metrics)}")
     console.print(f"MLflow run {result.run_id}; weights {result.weights}")
 
 
 @app.command("evaluate")
 def evaluate_cmd(
-    model: Annotated[Path, typer.Option(help="Output folder of `visionops train`.")] = Path("outputs/cli/train"),
+    run_id: Annotated[str | None, typer.Option(
+        help="MLflow run id of the training to evaluate (default: the latest training with these knobs).")] = None,
     profile: ProfileOpt = "quick",
-    dataset: Annotated[str | None, typer.Option(help="name[:version] (default: the one the model trained on).")] = None,
-    out: Annotated[Path, typer.Option(help="Output folder (decision.json, plots).")] = Path("outputs/cli/evaluate"),
+    dataset: DatasetOpt = None,
     metric: Annotated[str | None, typer.Option(help="Decision metric (default: the profile's, map50_95).")] = None,
     direction: Annotated[str | None, typer.Option(help="maximize or minimize.")] = None,
     min_gain: Annotated[float | None, typer.Option(help="Smallest improvement that promotes.")] = None,
     floor: Annotated[float | None, typer.Option(help="What the first model must reach.")] = None,
+    epochs: KnobOpt = None,
+    imgsz: KnobOpt = None,
+    batch: KnobOpt = None,
+    patience: KnobOpt = None,
+    model: ModelOpt = None,
 ) -> None:
-    """Score the model and the champion on the frozen test split and decide (writes decision.json)."""
-    from visionops.pipeline.steps import TRAIN_JSON, evaluate_step
-    from visionops.profiles import get_profile
-    from visionops.training import TrainResult
+    """Score the trained model and the champion on the frozen test split and decide (decision.json)."""
+    from visionops.runner import Runner
 
-    s = _settings()
-    train_json = model / TRAIN_JSON
-    if not train_json.is_file():
-        raise VisionOpsError(f"{train_json} not found; run `visionops train --out {model}` first")
-    trained = TrainResult.model_validate_json(train_json.read_text())
-    ref = _dataset(s, dataset or f"{trained.dataset_name}:{trained.dataset_version}")
-    rule = get_profile(profile, metric=metric, direction=direction, min_gain=min_gain, floor=floor).decision
-    outcome = evaluate_step(model, Path(ref.path), out, s, rule=rule)
+    knobs = {"metric": metric, "direction": direction, "min_gain": min_gain, "floor": floor,
+             **_train_knobs(epochs, imgsz, batch, patience, model)}
+    runner = Runner(_settings(), profile, knobs, on_step=_say)
+    ref = runner.dataset(dataset)
+    trained = runner.find_training(ref)
+    if trained is None or (run_id and trained.run_id != run_id):
+        raise VisionOpsError(
+            f"no training of {ref.name}:{ref.version} with these knobs{' and run id ' + run_id if run_id else ''}; "
+            f"run `visionops train --dataset {ref.name}:{ref.version}` with the same profile and knobs first"
+        )
+    outcome = runner.evaluate(ref, trained)
     console.print(f"decision: {outcome.decision.outcome.upper()}: {outcome.decision.reason}")
     console.print(f"written: {outcome.decision_path}")
 
 
 @app.command("register")
 def register_cmd(
-    model: Annotated[Path, typer.Option(help="Output folder of `visionops train`.")] = Path("outputs/cli/train"),
-    evaluation: Annotated[Path, typer.Option(help="Output folder of `visionops evaluate`.")] = Path(
-        "outputs/cli/evaluate"
-    ),
-    out: Annotated[Path, typer.Option(help="Output folder (registration.json).")] = Path("outputs/cli/register"),
+    profile: ProfileOpt = "quick",
+    dataset: DatasetOpt = None,
+    epochs: KnobOpt = None,
+    imgsz: KnobOpt = None,
+    batch: KnobOpt = None,
+    patience: KnobOpt = None,
+    model: ModelOpt = None,
 ) -> None:
-    """Register the model when its decision says promote; exits non-zero and registers nothing otherwise."""
-    from visionops.pipeline.steps import register_step
+    """Register the evaluated model when its decision says promote; exits non-zero and registers nothing otherwise."""
+    from visionops.runner import Runner
 
-    result = register_step(model, evaluation, out, _settings())
+    runner = Runner(_settings(), profile, _train_knobs(epochs, imgsz, batch, patience, model), on_step=_say)
+    ref = runner.dataset(dataset)
+    trained = runner.find_training(ref)
+    if trained is None:
+        raise VisionOpsError(f"no training of {ref.name}:{ref.version} with these knobs: run `visionops train` first")
+    result = runner.register(ref, trained, runner.evaluate(ref, trained))
     if not result.registered:
         raise VisionOpsError(f"not registered: {result.reason}")
     console.print(f"registered {result.model_name} version {result.version} (production)")
@@ -94,27 +120,35 @@ def models_cmd() -> None:
         table.add_row(r.version, r.tags.get("stage", ""), f"{m:.4f}" if m is not None else "-",
                       f"{r.tags.get('dataset.name', '')}:{r.tags.get('dataset.version', '')}",
                       r.tags.get("train.run_id", ""))
-    console.print(f"model {s.model_name!r} in {s.tracking_uri}")
+    console.print(f"model {s.registered_model_name!r} in {s.tracking_uri}")
     console.print(table)
 
 
 @app.command("run")
 def run_cmd(
     profile: ProfileOpt = "quick",
-    source: Annotated[Path | None, typer.Option(help="Import this data set instead of generating one.")] = None,
+    source: Annotated[Path | None, typer.Option(
+        help="Import this export first (and make it current) instead of using a registered data set.")] = None,
     fmt: FormatOpt = "yolo",
     images: Annotated[Path | None, typer.Option(help="Image folder for a COCO/AutoML source.")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Override the profile's epochs.")] = None,
+    name: Annotated[str | None, typer.Option(help="Name for the imported data set (default: from the source).")]
+    = None,
+    dataset: DatasetOpt = None,
+    epochs: KnobOpt = None,
+    imgsz: KnobOpt = None,
+    batch: KnobOpt = None,
+    patience: KnobOpt = None,
+    model: ModelOpt = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for data generation and training.")] = None,
 ) -> None:
-    """The whole local lifecycle: data -> validate -> train -> evaluate -> decide -> register."""
-    from visionops.lifecycle import run_lifecycle
+    """The whole lifecycle: data -> validate -> train -> evaluate -> decide -> register, on your data set."""
+    from visionops.runner import Runner
 
-    s = _settings()
-    result = run_lifecycle(
-        s, profile, source=source, fmt=fmt, images_dir=images,  # type: ignore[arg-type]
-        knobs={"epochs": epochs},
-        on_step=lambda step, msg: console.print(f"[bold cyan]{step:>13}[/] {msg}"),
-    )
+    if source is not None and dataset is not None:
+        raise VisionOpsError("give either --source (import) or --dataset (registered), not both")
+    s = _settings(seed=seed)
+    runner = Runner(s, profile, _train_knobs(epochs, imgsz, batch, patience, model), on_step=_say)
+    result = runner.run(dataset, source=source, fmt=fmt, images_dir=images, name=name)
     _print_summary(s, result)
 
 
@@ -123,7 +157,9 @@ def _print_summary(s: Settings, result) -> None:
     reg = result.registration
     console.rule("VisionOps lifecycle")
     console.print(f"profile        {result.profile} ({result.duration_s:.0f}s: {result.timings_s})")
-    console.print(f"data set       {result.dataset.name}:{result.dataset.version}")
+    console.print(f"data set       {result.dataset.name}:{result.dataset.version} (classes: "
+                  f"{', '.join(result.dataset.classes)})")
+    console.print(f"model          {result.model_name}")
     console.print(f"test metrics   {json.dumps({k: round(v, 4) for k, v in ev['challenger'].items()})}")
     champ = ev["champion"]
     champ_text = "none yet" if champ is None else f"v{ev['champion_version']} {json.dumps(champ)}"
@@ -133,5 +169,5 @@ def _print_summary(s: Settings, result) -> None:
         console.print(f"registered     {reg.model_name} version {reg.version} (production)")
     else:
         console.print("registered     nothing (the decision was not promote)")
-    console.print(f"details        {result.run_dir / 'summary.json'}")
+    console.print(f"details        {result.folders['evaluate']}")
     console.print(f"MLflow UI      .venv/bin/mlflow ui --backend-store-uri {s.tracking_uri}  (or: make mlflow-ui)")

@@ -21,7 +21,7 @@ app.add_typer(pipeline_app, name="pipeline")
 KnobOpt = Annotated[int | None, typer.Option(help="Override the profile's value.")]
 
 
-def _pipeline_dataset(s: Settings, dataset: str | None):
+def _pipeline_dataset(s: Settings, dataset: str | None, profile: str | None = None):
     """A DatasetRef; on azure `name:version` is taken as given (no lookup), so `build` stays offline."""
     from visionops.data.catalog import DatasetRef
 
@@ -29,7 +29,7 @@ def _pipeline_dataset(s: Settings, dataset: str | None):
         name, _, version = dataset.partition(":")
         return DatasetRef(name=name, version=version, path=f"azureml:{name}:{version}", created="", counts={},
                           classes=[], backend="azure")
-    return _dataset(s, dataset)
+    return _dataset(s, dataset, profile)
 
 
 @pipeline_app.command("show")
@@ -55,7 +55,7 @@ def pipeline_show() -> None:
 @pipeline_app.command("build")
 def pipeline_build(
     profile: ProfileOpt = "quick",
-    dataset: Annotated[str | None, typer.Option(help="name[:version] (default: the latest registered).")] = None,
+    dataset: Annotated[str | None, typer.Option(help="name[:version] (default: the current data set).")] = None,
     epochs: KnobOpt = None,
     imgsz: KnobOpt = None,
     batch: KnobOpt = None,
@@ -70,7 +70,7 @@ def pipeline_build(
     s = _settings(backend)
     ws = get_workspace(s)
     knobs = {k: v for k, v in {"epochs": epochs, "imgsz": imgsz, "batch": batch}.items() if v is not None}
-    built = ws.build_pipeline(_pipeline_dataset(s, dataset), profile, **knobs)
+    built = ws.build_pipeline(_pipeline_dataset(s, dataset, profile), profile, **knobs)
     if s.backend == "azure":
         result = built._validate()
         if not result.passed:
@@ -91,7 +91,7 @@ def pipeline_build(
 @pipeline_app.command("run")
 def pipeline_run(
     profile: ProfileOpt = "quick",
-    dataset: Annotated[str | None, typer.Option(help="name[:version] (default: the latest registered).")] = None,
+    dataset: Annotated[str | None, typer.Option(help="name[:version] (default: the current data set).")] = None,
     epochs: KnobOpt = None,
     imgsz: KnobOpt = None,
     batch: KnobOpt = None,
@@ -107,7 +107,7 @@ def pipeline_run(
     s = _settings(backend)
     ws = get_workspace(s)
     knobs = {k: v for k, v in {"epochs": epochs, "imgsz": imgsz, "batch": batch}.items() if v is not None}
-    pipeline = ws.build_pipeline(_pipeline_dataset(s, dataset), profile, **knobs)
+    pipeline = ws.build_pipeline(_pipeline_dataset(s, dataset, profile), profile, **knobs)
     if s.backend == "local":
         from visionops.pipeline.local_runner import run_plan
 

@@ -97,8 +97,8 @@ def deploy_cmd(
     ws = get_workspace(s)
     ep_name = name or s.endpoint_name
     if stop:
-        ws.delete_endpoint(EndpointInfo(name=ep_name, scoring_uri="", model_name=s.model_name, model_version="",
-                                        runtime="", backend="azure"))
+        ws.delete_endpoint(EndpointInfo(name=ep_name, scoring_uri="", model_name=s.registered_model_name,
+                                        model_version="", runtime="", backend="azure"))
         console.print(f"azure endpoint {ep_name!r} deleted")
         return
     rs = ws.registry_settings()  # the workspace's MLflow registry, not the local store

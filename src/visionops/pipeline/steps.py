@@ -5,10 +5,10 @@
     evaluate  --model DIR --data DIR --profile P      --out DIR  -> decision.json, evaluation.json, plots
     register  --model DIR --evaluation DIR            --out DIR  -> registration.json
 
-The Azure ML components run exactly these commands (`python -m visionops.pipeline.steps ...`)
-on mounted folders; the local runner runs them as subprocesses or, inside `visionops run`,
-calls the same functions in-process. So the notebook path, the CLI and the cloud pipeline
-share one implementation.
+Plain functions with typed results: the lifecycle runner (`visionops.runner`) calls them
+in-process for the notebooks, the CLI and the tests, and the Azure ML components run them
+through their command-line entry points (`python -m visionops.cli.steps ...`, in the CLI layer:
+nothing here imports the CLI). So every path shares one implementation.
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
 from pydantic import BaseModel
 
 from visionops.data.dataset import ref_from_folder
@@ -27,7 +26,7 @@ from visionops.errors import DataValidationError
 from visionops.evaluation.challenge import EvaluationOutcome, evaluate_challenger
 from visionops.evaluation.decision import DecisionRule
 from visionops.profiles import get_profile
-from visionops.settings import Settings, get_settings
+from visionops.settings import Settings
 from visionops.training import TrainResult, train
 
 VALIDATION_JSON = "validation.json"
@@ -35,6 +34,13 @@ TRAIN_JSON = "train_result.json"
 EVALUATION_JSON = "evaluation.json"
 REGISTRATION_JSON = "registration.json"
 STEP_NAMES = ("validate", "train", "evaluate", "register")
+MODEL_SUFFIX = "-detector"
+
+
+def model_name_for(settings: Settings, dataset_name: str) -> str:
+    """The registry name of the model trained on `dataset_name`: the settings' model_name when
+    one is set (VISIONOPS_MODEL_NAME), else `<dataset>-detector`: names follow the data."""
+    return settings.model_name or f"{dataset_name}{MODEL_SUFFIX}"
 
 
 class RegistrationResult(BaseModel):
@@ -76,8 +82,13 @@ def require_validated(validation: Path) -> None:
 
 
 def train_step(
-    data: Path, out: Path, settings: Settings, *, profile: str, knobs: dict[str, Any] | None = None
+    data: Path, out: Path, settings: Settings, *, profile: str, knobs: dict[str, Any] | None = None,
+    validation: Path | None = None,
 ) -> TrainResult:
+    """Train on the data set folder; with `validation` (the validate step's folder) refuse a data
+    set whose report is missing or failed."""
+    if validation is not None:
+        require_validated(validation)
     prof = get_profile(profile, **(knobs or {}))
     dataset = ref_from_folder(Path(data), backend=settings.backend)
     result = train(dataset, prof.train, settings, profile=profile)
@@ -100,7 +111,8 @@ def evaluate_step(
     trained = TrainResult.model_validate_json((Path(model) / TRAIN_JSON).read_text())
     dataset = ref_from_folder(Path(data), backend=settings.backend)
     weights = Path(model) / "weights" / "best.pt"
-    return evaluate_challenger(weights, dataset, settings, rule, train_run_id=trained.run_id, out_dir=Path(out))
+    return evaluate_challenger(weights, dataset, settings, rule, train_run_id=trained.run_id, out_dir=Path(out),
+                               model_name=model_name_for(settings, dataset.name))
 
 
 def register_step(model: Path, evaluation: Path, out: Path, settings: Settings) -> RegistrationResult:
@@ -111,6 +123,7 @@ def register_step(model: Path, evaluation: Path, out: Path, settings: Settings) 
 
     trained = TrainResult.model_validate_json((Path(model) / TRAIN_JSON).read_text())
     outcome = EvaluationOutcome.model_validate_json((Path(evaluation) / EVALUATION_JSON).read_text())
+    settings = settings.with_overrides(model_name=model_name_for(settings, trained.dataset_name))
     d = outcome.decision
     if not d.promote:
         result = RegistrationResult(registered=False, reason=d.reason, model_name=settings.model_name)
@@ -151,66 +164,3 @@ def register_step(model: Path, evaluation: Path, out: Path, settings: Settings) 
     )
     _write(Path(out), REGISTRATION_JSON, result)
     return result
-
-
-# --- command line (what the Azure ML components call) ------------------------------------------
-app = typer.Typer(add_completion=False, help="VisionOps pipeline steps (folder in, folder out).")
-Profile = Annotated[str, typer.Option(help="Run profile: smoke, quick or full.")]
-
-
-@app.command("validate")
-def _validate_cli(
-    data: Annotated[Path, typer.Option(help="Data set folder (YOLO layout + manifest.json).")],
-    out: Annotated[Path, typer.Option(help="Output folder for validation.json.")],
-) -> None:
-    """Validate the data set; fails (after writing the report) when anything is wrong."""
-    validate_step(data, out)
-
-
-@app.command("train")
-def _train_cli(
-    data: Annotated[Path, typer.Option(help="Validated data set folder.")],
-    out: Annotated[Path, typer.Option(help="Output folder: weights/best.pt and train_result.json.")],
-    profile: Profile = "quick",
-    epochs: Annotated[int | None, typer.Option(help="Override the profile's epochs.")] = None,
-    imgsz: Annotated[int | None, typer.Option(help="Override the profile's image size.")] = None,
-    batch: Annotated[int | None, typer.Option(help="Override the profile's batch size.")] = None,
-    validation: Annotated[
-        Path | None, typer.Option(help="Output folder of the validate step; refuse to train unless it passed.")
-    ] = None,
-) -> None:
-    """Train a detector on the data set, tracked in MLflow."""
-    if validation is not None:
-        require_validated(validation)
-    train_step(data, out, get_settings(), profile=profile, knobs={"epochs": epochs, "imgsz": imgsz, "batch": batch})
-
-
-@app.command("evaluate")
-def _evaluate_cli(
-    model: Annotated[Path, typer.Option(help="Output folder of the train step.")],
-    data: Annotated[Path, typer.Option(help="The same data set folder the model was trained on.")],
-    out: Annotated[Path, typer.Option(help="Output folder: decision.json, evaluation.json, plots.")],
-    profile: Profile = "quick",
-) -> None:
-    """Score challenger and champion on the test split and decide."""
-    evaluate_step(model, data, out, get_settings(), rule=get_profile(profile).decision)
-
-
-@app.command("register")
-def _register_cli(
-    model: Annotated[Path, typer.Option(help="Output folder of the train step.")],
-    evaluation: Annotated[Path, typer.Option(help="Output folder of the evaluate step.")],
-    out: Annotated[Path, typer.Option(help="Output folder for registration.json.")],
-) -> None:
-    """Register the model when the decision says promote; otherwise record why not."""
-    register_step(model, evaluation, out, get_settings())
-
-
-def main() -> None:
-    from visionops.cli import run_app
-
-    run_app(app)
-
-
-if __name__ == "__main__":
-    main()

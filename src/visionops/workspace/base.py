@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from visionops.data.catalog import DatasetRef
+from visionops.errors import VisionOpsError
 from visionops.pipeline.runs import PipelineRunInfo, PublishedPipeline
 from visionops.serving.endpoint import EndpointInfo
 from visionops.settings import Settings
@@ -56,6 +57,44 @@ class Workspace(ABC):
     @abstractmethod
     def wait_training(self, job_id: str) -> dict[str, Any]:
         """Block until the job ends; returns its status and metrics; raises when it failed."""
+
+    # --- the current data set ---------------------------------------------------------------
+    def current_dataset(self) -> DatasetRef | None:
+        """The data set that an import or registration last made current here, if any."""
+        from visionops.workspace.current import read_current
+
+        found = read_current(self.settings.catalog_dir)
+        if found is None:
+            return None
+        try:
+            return self.get_dataset(*found)
+        except VisionOpsError:
+            return None  # its catalog entry is gone: as if nothing were current
+
+    def make_current(self, dataset: DatasetRef) -> DatasetRef:
+        """Make `dataset` the one every step uses when it is not told otherwise."""
+        from visionops.workspace.current import write_current
+
+        write_current(self.settings.catalog_dir, dataset.name, dataset.version)
+        return dataset
+
+    def resolve_dataset(self, spec: str | None) -> DatasetRef | None:
+        """`name[:version]` -> that registered data set (no version: its latest); None -> the
+        current one (None when nothing is current). An unknown name or version is a one-line
+        error that lists what is registered."""
+        from visionops.errors import DatasetNotFoundError
+
+        if spec is None or not str(spec).strip():
+            return self.current_dataset()
+        name, _, version = str(spec).strip().partition(":")
+        try:
+            return self.get_dataset(name, version or None)
+        except VisionOpsError as exc:
+            known = [f"{r.name}:{r.version}" for r in self.list_datasets()]
+            raise DatasetNotFoundError(
+                f"no data set {spec!r} in this workspace; registered: {', '.join(known) or 'none'} "
+                "(import one with `visionops data import SOURCE`, or notebook 01 with source=...)"
+            ) from exc
 
     # --- endpoints -----------------------------------------------------------------------------
     @abstractmethod
