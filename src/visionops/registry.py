@@ -4,20 +4,28 @@ Production is a model-version *tag* (`stage=production`), not an MLflow alias or
 ML's MLflow registry documents tags, while aliases are undocumented there and stages are
 deprecated, so the same code works on both backends. Registration refuses anything but a
 promote decision, so a failed or losing run can never reach the registry.
+
+Every version records the ordered class list it predicts (model_info.json "classes", and the
+tags `classes.sha256`, `classes.count` and, when short enough, `classes`): the champion/
+challenger gate compares only models of the same label set, and registration refuses to make a
+model of another class list the production version of an existing name (see
+evaluation/decision.py for the rule).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
 from visionops.errors import ModelNotFoundError, VisionOpsError
-from visionops.evaluation.decision import Decision
+from visionops.evaluation.decision import Decision, class_list_reason
 from visionops.settings import Settings
 from visionops.tracking import configure_mlflow
 
@@ -25,6 +33,12 @@ STAGE_TAG = "stage"
 PRODUCTION = "production"
 ARCHIVED = "archived"
 MODEL_INFO = "model_info.json"
+CLASSES_TAG = "classes"  # JSON list, only when it fits CLASSES_TAG_MAX (model_info.json always has it)
+CLASSES_HASH_TAG = "classes.sha256"
+CLASSES_COUNT_TAG = "classes.count"
+# Well under MLflow's model-version tag limit, and under the 5,000 characters older registries
+# (and, undocumented, maybe Azure ML's) accept; 80 COCO names take about 800.
+CLASSES_TAG_MAX = 4000
 _PYFUNC_CODE = Path(__file__).with_name("mlflow_model.py")
 
 
@@ -72,14 +86,14 @@ def _client(settings: Settings):
 
 
 def list_versions(settings: Settings, name: str | None = None) -> list[ModelVersionRef]:
-    name = name or settings.model_name
+    name = name or settings.registered_model_name
     client = _client(settings)
     versions = client.search_model_versions(f"name='{name}'")
     return sorted((_ref(v) for v in versions), key=lambda r: int(r.version))
 
 
 def get_version(settings: Settings, version: str, name: str | None = None) -> ModelVersionRef:
-    name = name or settings.model_name
+    name = name or settings.registered_model_name
     for ref in list_versions(settings, name):
         if ref.version == str(version):
             return ref
@@ -95,7 +109,7 @@ def get_champion(settings: Settings, name: str | None = None) -> ModelVersionRef
 def require_champion(settings: Settings, name: str | None = None) -> ModelVersionRef:
     champ = get_champion(settings, name)
     if champ is None:
-        n = name or settings.model_name
+        n = name or settings.registered_model_name
         raise ModelNotFoundError(
             f"model {n!r} has no production version in {settings.tracking_uri}; "
             "run the lifecycle first (`visionops run --profile smoke`)"
@@ -133,6 +147,37 @@ def model_files(model_dir: Path) -> dict[str, Path]:
     return found
 
 
+def classes_digest(classes: Sequence[str]) -> str:
+    """sha256 of the ordered class list: order matters, since class ids are positions in it."""
+    return hashlib.sha256(json.dumps(list(classes), ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+def class_tags(classes: Sequence[str]) -> dict[str, str]:
+    """The tags that let the registry (and its UI) tell a version's label set without downloading it."""
+    tags = {CLASSES_HASH_TAG: classes_digest(classes), CLASSES_COUNT_TAG: str(len(classes))}
+    as_json = json.dumps(list(classes), ensure_ascii=False)
+    if len(as_json) <= CLASSES_TAG_MAX:
+        tags[CLASSES_TAG] = as_json
+    return tags
+
+
+def version_classes(settings: Settings, ref: ModelVersionRef) -> list[str] | None:
+    """The ordered class list `ref` was trained on: from its `classes` tag when present, else from
+    its model_info.json (versions registered before the tag existed, or with long lists). None
+    when neither says (a version not registered by visionops)."""
+    raw = ref.tags.get(CLASSES_TAG)
+    if raw is not None:
+        classes = json.loads(raw)
+        digest = ref.tags.get(CLASSES_HASH_TAG)
+        if digest is None or digest == classes_digest(classes):
+            return [str(c) for c in classes]
+    info_path = model_files(download(settings, ref)).get("info")
+    if info_path is None:
+        return None
+    classes = json.loads(Path(info_path).read_text()).get("classes")
+    return [str(c) for c in classes] if isinstance(classes, list) else None
+
+
 def champion_weights(settings: Settings, name: str | None = None) -> tuple[ModelVersionRef, Path] | None:
     champ = get_champion(settings, name)
     if champ is None:
@@ -150,9 +195,11 @@ def register(
     info: dict[str, Any],
     extra_artifacts: dict[str, Path] | None = None,
     name: str | None = None,
+    classes: Sequence[str] | None = None,
 ) -> ModelVersionRef:
     """Log the model (pyfunc + weights + model_info.json) into the training run, register it,
-    and make it the production version. Refuses unless `decision.promote`."""
+    and make it the production version. Refuses unless `decision.promote`, and refuses a class
+    list (`classes`, default `info["classes"]`) other than the current champion's of `name`."""
     if not decision.promote:
         raise RegistrationRefused(f"not registered: the decision was '{decision.outcome}' ({decision.reason})")
     weights = Path(weights)
@@ -160,8 +207,17 @@ def register(
         raise ModelNotFoundError(f"weights {weights} not found; nothing was registered")
     import mlflow
 
-    name = name or settings.model_name
+    name = name or settings.registered_model_name
+    classes = _class_list(classes if classes is not None else info.get("classes"), name)
+    info = {**info, "classes": classes}
     client = _client(settings)
+    champion = get_champion(settings, name)
+    if champion is not None:
+        champion_classes = version_classes(settings, champion)
+        if champion_classes is not None and champion_classes != classes:
+            raise RegistrationRefused(
+                "not registered: " + class_list_reason(classes, champion_classes, champion.version, name)
+            )
     staging = settings.outputs_dir / "models" / ".staging" / train_run_id
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -181,7 +237,7 @@ def register(
             pip_requirements=_pip_requirements(),
             signature=_signature(),
         )
-    str_tags = {k: str(v) for k, v in tags.items()}
+    str_tags = {**{k: str(v) for k, v in tags.items()}, **class_tags(classes)}
     mv = mlflow.register_model(model_info.model_uri, name, tags=str_tags)
     shutil.rmtree(staging, ignore_errors=True)
     previous = get_champion(settings, name)
@@ -190,6 +246,16 @@ def register(
         client.set_model_version_tag(name, previous.version, STAGE_TAG, ARCHIVED)
     client.set_registered_model_tag(name, "production_version", str(mv.version))
     return get_version(settings, str(mv.version), name)
+
+
+def _class_list(classes: object, name: str) -> list[str]:
+    """The class list a version must record, checked: the label-set gate depends on it."""
+    if not (isinstance(classes, list | tuple) and classes and all(isinstance(c, str) and c for c in classes)):
+        raise VisionOpsError(
+            f"not registered: model {name!r} needs its ordered class list (non-empty names), got {classes!r}; "
+            "pass classes=[...] or info={'classes': [...]} (the data set's classes)"
+        )
+    return list(classes)
 
 
 def _signature():

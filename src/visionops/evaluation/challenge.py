@@ -3,6 +3,11 @@
 The champion's stored metrics are never trusted: they may come from another data set version
 or another evaluation code. It is re-scored here on exactly the split the challenger sees.
 The decision (with both numbers) goes to a JSON file and to an MLflow evaluation run.
+
+A champion trained on another class list is not re-scored at all (it could not be: its class
+ids mean other things on this split): the decision rejects the challenger and says so, naming
+both lists (see evaluation/decision.py). Its class list comes from the registry
+(`registry.version_classes`), so this check needs no download when the version carries tags.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ class EvaluationOutcome(BaseModel):
     evaluation_run_id: str
     train_run_id: str | None
     decision_path: Path
+    model_name: str | None = None
 
     def summary(self) -> dict:
         return {
@@ -39,6 +45,7 @@ class EvaluationOutcome(BaseModel):
             "challenger": self.challenger.metrics,
             "champion": self.champion.metrics if self.champion else None,
             "champion_version": self.champion_version,
+            "model_name": self.model_name,
             "per_class": [c.model_dump() for c in self.challenger.per_class],
             "dataset": f"{self.challenger.dataset_name}:{self.challenger.dataset_version}",
             "split": self.challenger.split,
@@ -65,21 +72,30 @@ def evaluate_challenger(
     out = Path(out_dir or settings.outputs_dir / "evaluations" / tag)
     out.mkdir(parents=True, exist_ok=True)
     challenger = score(weights, dataset, settings, split=split, save_dir=out / "challenger")
-    champ = registry.champion_weights(settings, model_name)
+    name = model_name or settings.registered_model_name
+    champ_ref = registry.get_champion(settings, name)
     champion: EvalResult | None = None
     champion_version: str | None = None
-    if champ is not None:
-        ref, champ_weights = champ
-        champion_version = ref.version
-        champion = score(
-            champ_weights, dataset, settings, split=split, imgsz=challenger.imgsz, save_dir=out / "champion",
-            plots=False,
-        )
+    champion_classes: list[str] | None = None
+    if champ_ref is not None:
+        champion_version = champ_ref.version
+        champion_classes = registry.version_classes(settings, champ_ref)
+        if champion_classes is None or champion_classes == list(dataset.classes):
+            # unknown classes (not registered by visionops): score() checks the weights' names itself
+            champ_weights = registry.model_files(registry.download(settings, champ_ref))["pt"]
+            champion = score(
+                champ_weights, dataset, settings, split=split, imgsz=challenger.imgsz, save_dir=out / "champion",
+                plots=False,
+            )
     decision = decide(
         challenger.metrics,
         champion.metrics if champion else None,
         rule,
         champion_version=champion_version,
+        challenger_classes=dataset.classes,  # score() checked that the challenger predicts exactly these
+        champion_classes=champion_classes,
+        model_name=name,
+        suggested_name=f"{dataset.name}-detector",
     )
     configure_mlflow(settings)
     tags = {
@@ -88,7 +104,10 @@ def evaluate_challenger(
         "dataset.version": dataset.version,
         "git.commit": git_commit(),
         "decision": decision.outcome,
+        "model.name": name,
     }
+    if decision.class_list_differs:
+        tags["decision.class_list_differs"] = "true"
     if train_run_id:
         tags["train.run_id"] = train_run_id
     with mlflow.start_run(run_name=f"evaluate-{split}", tags=tags) as run:
@@ -117,6 +136,7 @@ def evaluate_challenger(
             evaluation_run_id=run.info.run_id,
             train_run_id=train_run_id,
             decision_path=out / DECISION_FILE,
+            model_name=name,
         )
         doc = {**decision.model_dump(), **outcome.summary()}
         outcome.decision_path.write_text(json.dumps(doc, indent=2, default=str))
