@@ -202,7 +202,7 @@ def test_evaluation_is_reused_for_the_same_training_and_champion(fresh_settings,
     assert [c["train_run_id"] for c in calls] == [trained.run_id, retrained.run_id]
 
 
-def test_a_model_is_evaluated_only_on_the_data_set_it_trained_on(fresh_settings, foreign_export, fake_train, fake_evaluate):
+def test_a_model_is_evaluated_only_on_its_own_data_set(fresh_settings, foreign_export, fake_train, fake_evaluate):
     r = Runner(fresh_settings, "smoke", SMALL)
     shapes = r.dataset()
     trained = r.train(shapes)

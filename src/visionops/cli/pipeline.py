@@ -19,6 +19,8 @@ pipeline_app = typer.Typer(
 )
 app.add_typer(pipeline_app, name="pipeline")
 KnobOpt = Annotated[int | None, typer.Option(help="Override the profile's value.")]
+ModelOpt = Annotated[str | None, typer.Option(
+    help="Model yaml Ultralytics ships (e.g. yolo11s.yaml) or a local .pt to fine-tune; never downloaded.")]
 
 
 def _pipeline_dataset(s: Settings, dataset: str | None, profile: str | None = None):
@@ -59,6 +61,8 @@ def pipeline_build(
     epochs: KnobOpt = None,
     imgsz: KnobOpt = None,
     batch: KnobOpt = None,
+    patience: KnobOpt = None,
+    model: ModelOpt = None,
     backend: BackendOpt = None,
     out: Annotated[Path | None, typer.Option(
         help="Write the plan (local, JSON) or the pipeline job (azure, YAML).")] = None,
@@ -69,7 +73,8 @@ def pipeline_build(
 
     s = _settings(backend)
     ws = get_workspace(s)
-    knobs = {k: v for k, v in {"epochs": epochs, "imgsz": imgsz, "batch": batch}.items() if v is not None}
+    knobs = {k: v for k, v in {"epochs": epochs, "imgsz": imgsz, "batch": batch, "patience": patience,
+                               "model": model}.items() if v is not None}
     built = ws.build_pipeline(_pipeline_dataset(s, dataset, profile), profile, **knobs)
     if s.backend == "azure":
         result = built._validate()
@@ -95,6 +100,8 @@ def pipeline_run(
     epochs: KnobOpt = None,
     imgsz: KnobOpt = None,
     batch: KnobOpt = None,
+    patience: KnobOpt = None,
+    model: ModelOpt = None,
     backend: BackendOpt = None,
     wait: Annotated[bool, typer.Option(
         "--wait/--no-wait", help="Azure: wait for the job (local always waits).")] = True,
@@ -106,7 +113,8 @@ def pipeline_run(
 
     s = _settings(backend)
     ws = get_workspace(s)
-    knobs = {k: v for k, v in {"epochs": epochs, "imgsz": imgsz, "batch": batch}.items() if v is not None}
+    knobs = {k: v for k, v in {"epochs": epochs, "imgsz": imgsz, "batch": batch, "patience": patience,
+                               "model": model}.items() if v is not None}
     pipeline = ws.build_pipeline(_pipeline_dataset(s, dataset, profile), profile, **knobs)
     if s.backend == "local":
         from visionops.pipeline.local_runner import run_plan

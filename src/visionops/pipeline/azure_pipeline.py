@@ -55,6 +55,8 @@ def build_pipeline_job(
     epochs: int | None = None,
     imgsz: int | None = None,
     batch: int | None = None,
+    patience: int | None = None,
+    model: str | None = None,
     compute: str,
     environment: str | None = None,
     environment_variables: Mapping[str, str] | None = None,
@@ -78,8 +80,11 @@ def build_pipeline_job(
         epochs: Input(type="integer", optional=True) = None,  # type: ignore[valid-type]
         imgsz: Input(type="integer", optional=True) = None,  # type: ignore[valid-type]
         batch: Input(type="integer", optional=True) = None,  # type: ignore[valid-type]
+        patience: Input(type="integer", optional=True) = None,  # type: ignore[valid-type]
+        model: Input(type="string", optional=True) = None,  # type: ignore[valid-type]
     ) -> dict[str, Any]:
-        params = {"data": data, "profile": profile, "epochs": epochs, "imgsz": imgsz, "batch": batch}
+        params = {"data": data, "profile": profile, "epochs": epochs, "imgsz": imgsz, "batch": batch,
+                  "patience": patience, "model": model}
         nodes: dict[str, Any] = {}
         for node in GRAPH:
             kwargs = {}
@@ -97,7 +102,8 @@ def build_pipeline_job(
             outputs[out] = nodes[source].outputs[name]
         return outputs
 
-    knobs = {k: v for k, v in {"epochs": epochs, "imgsz": imgsz, "batch": batch}.items() if v is not None}
+    knobs = {k: v for k, v in {"epochs": epochs, "imgsz": imgsz, "batch": batch, "patience": patience,
+                               "model": model}.items() if v is not None}
     job = visionops_training(data=Input(type="uri_folder", path=data), profile=profile, **knobs)
     job.experiment_name = experiment_name
     job.settings.default_compute = compute

@@ -3,7 +3,7 @@
 Both executors read only this module: `azure_pipeline` turns the graph into an Azure ML
 `@dsl.pipeline` of `load_component(...)` nodes, `local_runner` renders the very same `command:`
 strings and runs them as subprocesses. So the two paths cannot drift apart: same step code
-(`python -m visionops.pipeline.steps ...`), same inputs, same outputs. Nothing here imports
+(`python -m visionops.cli.steps ...`), same inputs, same outputs. Nothing here imports
 `azure-*`; the YAMLs are read with PyYAML and their command templates are rendered the way
 Azure ML does (`${{inputs.x}}`, `${{outputs.y}}`, optional `$[[...]]` segments).
 """
@@ -46,7 +46,7 @@ class Port:
 class ComponentSpec:
     """A command component read from its YAML without the Azure SDK."""
 
-    step: str  # the visionops.pipeline.steps sub-command, also the node name
+    step: str  # the visionops.cli.steps sub-command, also the node name
     name: str  # the Azure ML component name
     path: Path
     code: Path  # absolute: `code:` is relative to the YAML file, as Azure ML resolves it
@@ -165,6 +165,8 @@ PIPELINE_INPUTS: tuple[PipelineInput, ...] = (
     PipelineInput("epochs", "integer", optional=True),
     PipelineInput("imgsz", "integer", optional=True),
     PipelineInput("batch", "integer", optional=True),
+    PipelineInput("patience", "integer", optional=True),
+    PipelineInput("model", "string", optional=True),
 )
 
 GRAPH: tuple[Node, ...] = (
@@ -179,6 +181,8 @@ GRAPH: tuple[Node, ...] = (
             "epochs": "pipeline.epochs",
             "imgsz": "pipeline.imgsz",
             "batch": "pipeline.batch",
+            "patience": "pipeline.patience",
+            "model": "pipeline.model",
         },
     ),
     Node("evaluate", "evaluate", {"model": "train.model", "data": "pipeline.data", "profile": "pipeline.profile"}),

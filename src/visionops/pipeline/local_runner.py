@@ -89,6 +89,8 @@ def plan_pipeline(
     epochs: int | None = None,
     imgsz: int | None = None,
     batch: int | None = None,
+    patience: int | None = None,
+    model: str | None = None,
     components_dir: Path = COMPONENTS_DIR,
 ) -> PipelinePlan:
     """Bind the pipeline inputs, give every output a folder under `run_dir`, render each command."""
@@ -98,7 +100,8 @@ def plan_pipeline(
     if not data.is_dir():
         raise ConfigError(f"pipeline input data={data} is not a folder; register a data set first")
     run_dir = Path(run_dir).resolve()
-    values: dict[str, Any] = {"data": data, "profile": profile, "epochs": epochs, "imgsz": imgsz, "batch": batch}
+    values: dict[str, Any] = {"data": data, "profile": profile, "epochs": epochs, "imgsz": imgsz, "batch": batch,
+                              "patience": patience, "model": model}
     for p in PIPELINE_INPUTS:
         if values.get(p.name) is None and p.default is not None:
             values[p.name] = p.default
