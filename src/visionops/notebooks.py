@@ -211,8 +211,8 @@ def run_notebooks(
 def demo_summary(settings: Any, out_dir: Path | None = None) -> dict[str, Any]:
     """What the notebooks recorded, gathered for the end of `make demo`: the decision, the model
     version, the endpoint check, where the executed notebooks are and how to open the MLflow UI."""
-    from visionops.reports import mlflow_ui
     from visionops.records import read_summary
+    from visionops.reports import mlflow_ui
 
     out_dir = Path(out_dir or Path(settings.outputs_dir) / "notebooks")
     run = json.loads((out_dir / RUN_JSON).read_text()) if (out_dir / RUN_JSON).is_file() else None

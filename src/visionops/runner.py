@@ -33,17 +33,14 @@ from pydantic import BaseModel
 from visionops.data.catalog import DatasetRef
 from visionops.errors import ModelNotFoundError, VisionOpsError
 from visionops.evaluation.challenge import EvaluationOutcome
+from visionops.pipeline.executors import Executor, InProcess
 from visionops.pipeline.steps import (
     EVALUATION_JSON,
     REGISTRATION_JSON,
     TRAIN_JSON,
     VALIDATION_JSON,
     RegistrationResult,
-    evaluate_step,
     model_name_for,
-    register_step,
-    train_step,
-    validate_step,
 )
 from visionops.profiles import Profile, get_profile
 from visionops.settings import Settings
@@ -93,6 +90,7 @@ class Runner:
         *,
         workspace: Workspace | None = None,
         on_step: Say | None = None,
+        executor: Executor | None = None,
     ):
         self.base_settings = settings
         self.profile_name = profile or settings.profile
@@ -100,6 +98,9 @@ class Runner:
         self.profile: Profile = get_profile(self.profile_name, **self.knobs)  # unknown knob: ConfigError
         self.workspace = workspace or get_workspace(settings)
         self.say: Say = on_step or (lambda step, msg: None)
+        # how each step runs: in this process (default), or as its Azure ML component command
+        # (visionops.pipeline.executors.Components: the local pipeline run)
+        self.executor: Executor = executor or InProcess()
 
     # --- data ------------------------------------------------------------------------------
     def synthetic_folder(self) -> Path:
@@ -203,13 +204,13 @@ class Runner:
         (folder / REQUEST_JSON).write_text(json.dumps(_jsonable(request), indent=2, sort_keys=True))
 
     # --- steps -----------------------------------------------------------------------------
-    def validate(self, dataset: DatasetRef) -> Path:
+    def validate(self, dataset: DatasetRef, *, reuse: bool = True) -> Path:
         """Validate the data set (again: the catalog copy is what trains); fails with every problem."""
         request = {"step": "validate", "dataset": _id(dataset), "code": _code_version()}
         folder = self._folder(dataset, "validate", request)
-        if not self._done(folder, request, VALIDATION_JSON):
+        if not (reuse and self._done(folder, request, VALIDATION_JSON)):
             self._start(folder)
-            validate_step(self.local_path(dataset), folder)
+            self.executor.validate(self.local_path(dataset), folder)
             self._finish(folder, request)
         return folder
 
@@ -239,15 +240,15 @@ class Runner:
             self.say("train", f"reusing MLflow run {found.run_id} (same data set, knobs and code)")
             return found
         check_model_source(self.profile.train)  # a missing yaml or .pt fails before any work
-        validation = self.validate(dataset)
+        validation = self.validate(dataset)  # reused when this data set version was validated already
         request = self.training_request(dataset)
         folder = self._folder(dataset, "train", request)
         spec = self.profile.train
         self.say("train", f"training {spec.weights or spec.model} on {_id(dataset)} for {spec.epochs} epochs "
                           f"at {spec.imgsz}px (batch {spec.batch})")
         self._start(folder)
-        result = train_step(self.local_path(dataset), folder, self.settings_for(dataset), profile=self.profile_name,
-                            knobs=self.knobs, validation=validation)
+        result = self.executor.train(self.local_path(dataset), folder, self.settings_for(dataset),
+                                     profile=self.profile_name, knobs=self.knobs, validation=validation)
         self._finish(folder, request)
         return result
 
@@ -275,8 +276,9 @@ class Runner:
         self.say("evaluate", f"scoring run {trained.run_id} and the champion of {request['model_name']} "
                              f"on the test split of {_id(dataset)}")
         self._start(folder)
-        outcome = evaluate_step(self._train_dir(dataset, trained), self.local_path(dataset), folder,
-                                self.settings_for(dataset), rule=self.profile.decision)
+        outcome = self.executor.evaluate(self._train_dir(dataset, trained), self.local_path(dataset), folder,
+                                         self.settings_for(dataset), profile=self.profile_name,
+                                         rule=self.profile.decision)
         self._finish(folder, request)
         self.say("decide", f"{outcome.decision.outcome.upper()}: {outcome.decision.reason}")
         return outcome
@@ -290,7 +292,7 @@ class Runner:
             return RegistrationResult.model_validate_json((folder / REGISTRATION_JSON).read_text())
         eval_dir = self._folder(dataset, "evaluate", self.evaluation_request_for(outcome, dataset, trained))
         self._start(folder)
-        result = register_step(self._train_dir(dataset, trained), eval_dir, folder, self.settings_for(dataset))
+        result = self.executor.register(self._train_dir(dataset, trained), eval_dir, folder, self.settings_for(dataset))
         self._finish(folder, request)
         self.say("register", f"registered {result.model_name} version {result.version} (production)"
                  if result.registered else f"registered nothing: {result.reason}")
@@ -342,7 +344,7 @@ class Runner:
             ref = dataset
         else:
             ref = timed("data", lambda: self.dataset(dataset))
-        timed("validate", lambda: self.validate(ref))
+        timed("validate", lambda: self.validate(ref, reuse=reuse))
         trained = timed("train", lambda: self.train(ref, reuse=reuse))
         outcome = timed("evaluate", lambda: self.evaluate(ref, trained, reuse=reuse))
         registration = timed("register", lambda: self.register(ref, trained, outcome))

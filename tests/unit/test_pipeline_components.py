@@ -20,7 +20,8 @@ from visionops.pipeline.components import (
     load_components,
     pipeline_version,
 )
-from visionops.pipeline.local_runner import command_process, plan_pipeline
+from visionops.pipeline.executors import command_process
+from visionops.pipeline.local_pipeline import build
 from visionops.pipeline.steps import STEP_NAMES
 
 
@@ -81,19 +82,25 @@ def test_command_process_translates_only_python_and_pythonpath(tmp_path):
         command_process("bash -c 'rm -rf /'", tmp_path, {})
 
 
-def test_plan_wires_outputs_to_inputs(tmp_path):
+def test_build_binds_the_inputs_and_renders_every_command(tmp_path):
+    from visionops.data.catalog import DatasetRef
+
     data = tmp_path / "data"
     data.mkdir()
-    plan = plan_pipeline(data, profile="smoke", epochs=1, run_dir=tmp_path / "run")
-    nodes = {n.name: n for n in plan.nodes}
-    assert nodes["train"].inputs["validation"] == tmp_path / "run" / "validate" / "report"
-    assert nodes["evaluate"].inputs["model"] == nodes["train"].outputs["model"] == tmp_path / "run" / "train" / "model"
-    assert nodes["register"].inputs["evaluation"] == tmp_path / "run" / "evaluate" / "evaluation"
-    assert "--epochs 1" in nodes["train"].command and "--profile smoke" in nodes["evaluate"].command
-    assert plan.outputs["registration"] == tmp_path / "run" / "register" / "registration"
-    assert plan.version == pipeline_version()
+    ref = DatasetRef(name="parts", version="abc", path=str(data), created="", counts={}, classes=["a"])
+    built = build(ref, "smoke", {"epochs": 1, "imgsz": None})
+    nodes = {n.name: n for n in built.nodes}
+    assert list(nodes) == ["validate", "train", "evaluate", "register"]
+    assert "--validation '<validate.report>'" in nodes["train"].command
+    assert "--model '<train.model>'" in nodes["evaluate"].command
+    assert "--evaluation '<evaluate.evaluation>'" in nodes["register"].command
+    assert "--epochs 1" in nodes["train"].command and "--imgsz" not in nodes["train"].command
+    assert "--profile smoke" in nodes["evaluate"].command and built.knobs == {"epochs": 1}
+    assert built.version == pipeline_version() and built.dataset == ref
     with pytest.raises(ConfigError, match="not a folder"):
-        plan_pipeline(tmp_path / "missing", run_dir=tmp_path / "run2")
+        build(ref.model_copy(update={"path": str(tmp_path / "missing")}), "smoke", {})
+    with pytest.raises(ConfigError, match="takes no knob"):
+        build(ref, "smoke", {"floor": 0.5})  # a decision knob cannot travel through the components
 
 
 def test_unknown_knob_is_refused():

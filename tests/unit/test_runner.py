@@ -17,6 +17,7 @@ from visionops.errors import ConfigError, DatasetNotFoundError, ModelNotFoundErr
 from visionops.evaluation.challenge import EvaluationOutcome
 from visionops.evaluation.decision import DecisionRule, decide
 from visionops.evaluation.metrics import EvalResult
+from visionops.pipeline import steps
 from visionops.runner import Runner
 from visionops.training import TrainResult
 
@@ -105,8 +106,6 @@ def test_unknown_knob_and_missing_model_fail_before_any_work(fresh_settings, tmp
 @pytest.fixture
 def fake_train(monkeypatch):
     """Replace the train step: writes train_result.json and weights like the real one."""
-    from visionops.pipeline import steps
-
     calls: list[dict] = []
 
     def train_step(data, out, settings, *, profile, knobs=None, validation=None):
@@ -124,7 +123,7 @@ def fake_train(monkeypatch):
         (out / steps.TRAIN_JSON).write_text(result.model_dump_json())
         return result
 
-    monkeypatch.setattr(runner, "train_step", train_step)
+    monkeypatch.setattr(steps, "train_step", train_step)
     return calls
 
 
@@ -155,7 +154,7 @@ def test_a_failed_training_is_not_reusable(fresh_settings, fake_train, monkeypat
     def broken(*a, **k):
         raise RuntimeError("killed")
 
-    monkeypatch.setattr(runner, "train_step", broken)
+    monkeypatch.setattr(steps, "train_step", broken)
     with pytest.raises(RuntimeError):
         r.train(ds, reuse=False)
     assert r.find_training(ds) is None
@@ -173,8 +172,6 @@ def _outcome(train_run_id: str, promote: bool, out: Path) -> EvaluationOutcome:
 
 @pytest.fixture
 def fake_evaluate(monkeypatch):
-    from visionops.pipeline import steps
-
     calls: list[dict] = []
     state = {"promote": True}
 
@@ -185,7 +182,7 @@ def fake_evaluate(monkeypatch):
         (Path(out) / steps.EVALUATION_JSON).write_text(outcome.model_dump_json())
         return outcome
 
-    monkeypatch.setattr(runner, "evaluate_step", evaluate_step)
+    monkeypatch.setattr(steps, "evaluate_step", evaluate_step)
     return calls, state
 
 
@@ -229,7 +226,7 @@ def test_champion_builds_registers_once_and_names_the_reason(fresh_settings, fak
         (Path(out) / "registration.json").write_text(result.model_dump_json())
         return result
 
-    monkeypatch.setattr(runner, "register_step", register_step)
+    monkeypatch.setattr(steps, "register_step", register_step)
     r = Runner(fresh_settings, "smoke", SMALL)
     ds = r.dataset()
     assert r.champion(ds) is champion and registered == ["shapes-detector"]

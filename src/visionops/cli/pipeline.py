@@ -85,7 +85,7 @@ def pipeline_build(
         built.dump(str(target))
         console.print(f"pipeline job validated; YAML written to {target}")
         return
-    target = out or built.run_dir / "plan.json"
+    target = out or s.outputs_dir / "lifecycle" / "pipeline_plan.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(built.model_dump_json(indent=2))
     for node in built.nodes:
@@ -117,10 +117,10 @@ def pipeline_run(
                                "model": model}.items() if v is not None}
     pipeline = ws.build_pipeline(_pipeline_dataset(s, dataset, profile), profile, **knobs)
     if s.backend == "local":
-        from visionops.pipeline.local_runner import run_plan
+        from visionops.pipeline.local_pipeline import run
 
-        info = run_plan(pipeline, s, on_step=lambda node, msg: console.print(f"[bold cyan]{node:>9}[/] {msg}",
-                                                                             highlight=False))
+        info = run(pipeline, s, workspace=ws,
+                   on_step=lambda step, msg: console.print(f"[bold cyan]{step:>9}[/] {msg}", highlight=False))
     else:
         info = ws.submit_pipeline(pipeline, wait=False)
         console.print(f"submitted {info.run_id}: {info.url}")

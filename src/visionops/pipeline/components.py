@@ -1,7 +1,7 @@
 """The training pipeline as data: four command-component YAMLs and the graph that wires them.
 
 Both executors read only this module: `azure_pipeline` turns the graph into an Azure ML
-`@dsl.pipeline` of `load_component(...)` nodes, `local_runner` renders the very same `command:`
+`@dsl.pipeline` of `load_component(...)` nodes, `executors.Components` renders the very same `command:`
 strings and runs them as subprocesses. So the two paths cannot drift apart: same step code
 (`python -m visionops.cli.steps ...`), same inputs, same outputs. Nothing here imports
 `azure-*`; the YAMLs are read with PyYAML and their command templates are rendered the way

@@ -59,28 +59,25 @@ class LocalWorkspace(Workspace):
 
         stop_local(self.settings, endpoint.name)
 
-    # --- pipelines: the component commands as subprocesses (visionops.pipeline.local_runner) ------
+    # --- pipelines: the lifecycle runner, each step as its component command -------------------
     def build_pipeline(self, dataset: DatasetRef | None = None, profile: str | None = None, **knobs: Any):
-        """A PipelinePlan: every component command rendered with this run's folders."""
-        from visionops.pipeline.components import check_knobs
-        from visionops.pipeline.local_runner import new_run_dir, plan_pipeline
+        """A LocalPipeline bound to the data set (default: the current one) with every command rendered."""
+        from visionops.pipeline.local_pipeline import build
 
-        check_knobs(knobs)
-        dataset = dataset or self.get_dataset()
-        profile = profile or self.settings.profile
-        return plan_pipeline(Path(dataset.path), profile=profile, run_dir=new_run_dir(self.settings, profile), **knobs)
+        dataset = dataset or self.current_dataset() or self.get_dataset()
+        return build(dataset, profile or self.settings.profile, knobs)
 
     def submit_pipeline(self, pipeline, *, wait: bool = True) -> PipelineRunInfo:
-        """Runs the plan here and now (the laptop is the compute), so it always waits."""
-        from visionops.pipeline.local_runner import run_plan
+        """Runs it here and now (the laptop is the compute), so it always waits."""
+        from visionops.pipeline.local_pipeline import run
 
-        return run_plan(pipeline, self.settings)
+        return run(pipeline, self.settings, workspace=self)
 
     def wait_pipeline(self, run_id: str) -> PipelineRunInfo:
         from visionops.errors import TrainingError
-        from visionops.pipeline.local_runner import read_run
+        from visionops.pipeline.local_pipeline import read_run
 
-        info = read_run(self.settings.outputs_dir / "pipeline_runs" / run_id)
+        info = read_run(self.settings, run_id)
         if info.status != "Completed":
             failed = [s.name for s in info.steps if s.status == "Failed"]
             raise TrainingError(f"local pipeline run {run_id} ended {info.status} (failed: {failed}); see {info.url}")
@@ -90,7 +87,7 @@ class LocalWorkspace(Workspace):
         """Freeze the definition under outputs/pipelines/<name>/<version>/; schedules need Azure."""
         from visionops.errors import ConfigError
         from visionops.pipeline.components import PIPELINE_NAME
-        from visionops.pipeline.local_runner import publish_local
+        from visionops.pipeline.local_pipeline import publish_local
 
         if cron:
             raise ConfigError(

@@ -1,10 +1,10 @@
-"""The Azure ML pipeline's component commands, run locally by the local runner, end to end.
+"""The Azure ML pipeline's component commands, run locally by the lifecycle runner, end to end.
 
 Runs `visionops pipeline run --profile smoke --epochs 1` as a user would, on the smoke session's
 registered data set but in a fresh project root (its own MLflow store, so the session's champion
 is untouched), with `azure`/`azureml` made unimportable and the network blocked in every
-process: local mode needs neither. Then checks that each step wrote what the in-process
-lifecycle writes for the same step (same step code, same file layout).
+process: local mode needs neither. Then checks that each step, run as its component command,
+wrote what the in-process lifecycle writes for the same step (one runner, one layout).
 """
 
 from __future__ import annotations
@@ -41,13 +41,13 @@ def local_pipeline(smoke_run, tmp_path_factory):
         env=env, capture_output=True, text=True, timeout=900,
     )
     assert proc.returncode == 0, f"local pipeline failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-    runs = sorted((root / "outputs" / "pipeline_runs").iterdir())
+    runs = sorted((root / "outputs" / "lifecycle" / "pipeline_runs").glob("*.json"))
     assert len(runs) == 1
-    return {"root": root, "run_dir": runs[0], "log": log, "proc": proc}
+    return {"root": root, "run": json.loads(runs[0].read_text()), "log": log, "proc": proc}
 
 
 def test_every_step_completed_with_the_component_commands(local_pipeline):
-    run = json.loads((local_pipeline["run_dir"] / "run.json").read_text())
+    run = local_pipeline["run"]
     assert run["status"] == "Completed" and run["backend"] == "local"
     assert [s["name"] for s in run["steps"]] == [n.name for n in GRAPH]
     assert all(s["status"] == "Completed" for s in run["steps"])
@@ -63,29 +63,30 @@ def test_every_step_completed_with_the_component_commands(local_pipeline):
 
 
 def test_outputs_have_the_layout_of_the_in_process_lifecycle(local_pipeline, smoke_run):
-    """Node outputs land in <run>/<node>/<output>/ with the files the same step writes in-process."""
-    run_dir, folders = local_pipeline["run_dir"], smoke_run.result.folders
-    outputs = {"validate": "report", "train": "model", "evaluate": "evaluation", "register": "registration"}
-    for node, output in outputs.items():
-        ours = {p.relative_to(run_dir / node / output).as_posix()
-                for p in (run_dir / node / output).rglob("*") if p.is_file()}
-        theirs = {p.relative_to(folders[node]).as_posix()
-                  for p in Path(folders[node]).rglob("*") if p.is_file() and p.name != "request.json"}
+    """Each step's folder holds the files the same step writes in-process (plus its log)."""
+    steps = {s["name"]: s for s in local_pipeline["run"]["steps"]}
+    lifecycle = Path(local_pipeline["root"]) / "outputs" / "lifecycle" / smoke_run.result.dataset.name
+    for node, theirs_dir in smoke_run.result.folders.items():
+        ours_dir = Path(next(iter(steps[node]["outputs"].values())))
+        assert ours_dir.parent == lifecycle and ours_dir.name.startswith(f"{node}-")  # the runner's layout
+        ours = {p.relative_to(ours_dir).as_posix() for p in ours_dir.rglob("*") if p.is_file()}
+        theirs = {p.relative_to(theirs_dir).as_posix() for p in Path(theirs_dir).rglob("*") if p.is_file()}
         core = {"validate": {"validation.json"}, "train": {"weights/best.pt", "train_result.json"},
                 "evaluate": {"decision.json", "evaluation.json"}, "register": {"registration.json"}}[node]
         assert core <= ours and core <= theirs, node
-        assert ours == theirs or node == "register", (node, ours ^ theirs)  # register exports ONNX only on promote
+        assert ours - {"step.log"} == theirs or node == "register", (node, ours ^ theirs)  # ONNX only on promote
 
 
 def test_same_inputs_reached_the_step_code(local_pipeline, smoke_run):
-    run_dir = local_pipeline["run_dir"]
-    trained = json.loads((run_dir / "train" / "model" / "train_result.json").read_text())
+    outputs = local_pipeline["run"]["outputs"]
+    trained = json.loads((Path(outputs["model"]) / "train_result.json").read_text())
     assert trained["dataset_version"] == smoke_run.result.dataset.version
     assert trained["epochs"] == 1  # the knob went through the optional $[[--epochs]] segment
-    decision = json.loads((run_dir / "evaluate" / "evaluation" / "decision.json").read_text())
+    decision = json.loads((Path(outputs["evaluation"]) / "decision.json").read_text())
     assert decision["champion"] is None  # fresh root: judged against the floor, so promoted
-    registration = json.loads((run_dir / "register" / "registration" / "registration.json").read_text())
+    registration = json.loads((Path(outputs["registration"]) / "registration.json").read_text())
     assert registration["registered"] is True and registration["version"] == "1"
+    assert registration["model_name"] == f"{smoke_run.result.dataset.name}-detector"
     assert registration["tags"]["git.commit"] not in ("", "unknown")  # GIT_COMMIT passed to every step
 
 
