@@ -25,6 +25,7 @@ for _key in ("VISIONOPS_BACKEND", "VISIONOPS_MLFLOW_TRACKING_URI", "MLFLOW_TRACK
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "support"))  # test helpers: foreign_data, azure_mock
+sys.path.insert(0, str(REPO / "scripts"))  # CI tools the tests check: ado_schema
 
 
 @pytest.fixture(scope="session")

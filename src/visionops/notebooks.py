@@ -62,8 +62,9 @@ def default_folder() -> Path:
     """`notebooks/` of the checkout this package runs from (src layout), else of the working directory.
 
     Not the settings' root: VISIONOPS_ROOT moves data and outputs (tests, benchmarks), not the code."""
-    checkout = Path(__file__).resolve().parents[2] / "notebooks"
-    return checkout if checkout.is_dir() else Path.cwd() / "notebooks"
+    from visionops.settings import checkout_root
+
+    return checkout_root() / "notebooks"
 
 
 def list_notebooks(folder: Path) -> list[Path]:

@@ -14,7 +14,6 @@ evaluation/decision.py for the rule).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import warnings
@@ -26,6 +25,7 @@ from pydantic import BaseModel
 
 from visionops.errors import ModelNotFoundError, VisionOpsError
 from visionops.evaluation.decision import Decision, class_list_reason
+from visionops.hashing import value_digest
 from visionops.settings import Settings
 from visionops.tracking import configure_mlflow
 
@@ -149,7 +149,7 @@ def model_files(model_dir: Path) -> dict[str, Path]:
 
 def classes_digest(classes: Sequence[str]) -> str:
     """sha256 of the ordered class list: order matters, since class ids are positions in it."""
-    return hashlib.sha256(json.dumps(list(classes), ensure_ascii=False).encode("utf-8")).hexdigest()
+    return value_digest(list(classes), length=None)
 
 
 def class_tags(classes: Sequence[str]) -> dict[str, str]:

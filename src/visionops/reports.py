@@ -21,8 +21,8 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
-from visionops.data.layout import iter_images, label_path_for, read_class_names, read_labels
-from visionops.settings import Settings
+from visionops.data.layout import iter_images
+from visionops.settings import Settings, checkout_root
 
 _FONT = "DejaVu Sans"
 LOSSES = ("train_box_loss", "val_box_loss", "train_cls_loss", "val_cls_loss")
@@ -97,16 +97,11 @@ def sample_images(root: Path, split: str = "test", n: int = 4) -> list[Path]:
 
 def ground_truth(root: Path, image: Path, split: str = "test") -> dict[str, Any]:
     """The labelled boxes of one image, in the endpoint's detection shape (confidence 1)."""
-    names = read_class_names(root)
-    with Image.open(image) as im:
-        width, height = im.size
-    boxes, labels = [], []
-    for b in read_labels(label_path_for(root, split, Path(image))):
-        x0, y0, x1, y1 = b.corners()
-        boxes.append([x0 * width, y0 * height, x1 * width, y1 * height])
-        labels.append(names[b.cls] if 0 <= b.cls < len(names) else str(b.cls))
-    return {"width": width, "height": height, "boxes": boxes, "class_ids": [], "labels": labels,
-            "confidences": [1.0] * len(boxes)}
+    from visionops.data.truth import labelled_image
+
+    truth = labelled_image(root, split, Path(image))
+    return {"width": truth.width, "height": truth.height, "boxes": truth.boxes, "class_ids": [],
+            "labels": truth.labels, "confidences": [1.0] * len(truth.boxes)}
 
 
 def ground_truths(root: Path, images: Sequence[Path], split: str = "test") -> list[dict[str, Any]]:
@@ -115,28 +110,21 @@ def ground_truths(root: Path, images: Sequence[Path], split: str = "test") -> li
 
 def predict(weights: Path, images: Sequence[Path], settings: Settings, *, imgsz: int | None = None,
             conf: float = 0.25) -> list[dict[str, Any]]:
-    """Detections of a .pt model on image files, in the endpoint's JSON shape (pixels)."""
-    from visionops import offline
+    """Detections of a .pt model on image files, in the endpoint's JSON shape (pixels): the
+    serving Predictor itself, so what the notebook draws is what the endpoint answers."""
+    from visionops.serving.predictor import ModelBundle, TorchPredictor
     from visionops.training import resolve_device
 
-    offline.configure(settings.yolo_config_dir, settings.threads)
-    from ultralytics import YOLO
-
-    model = YOLO(str(weights))
-    kwargs: dict[str, Any] = {"conf": conf, "device": resolve_device(settings.device), "verbose": False}
-    if imgsz:
-        kwargs["imgsz"] = imgsz
+    weights = Path(weights)
+    bundle = ModelBundle(root=weights.parent, pt=weights, onnx=None, info={"imgsz": imgsz} if imgsz else {},
+                         name=weights.stem, version="local")
+    predictor = TorchPredictor(bundle, threads=settings.threads, device=resolve_device(settings.device),
+                               yolo_config_dir=settings.yolo_config_dir)
     out = []
-    for r in model.predict([str(p) for p in images], **kwargs):
-        h, w = r.orig_shape
-        cls = [int(c) for c in r.boxes.cls.tolist()]
-        out.append({
-            "width": int(w), "height": int(h),
-            "boxes": [[round(float(v), 2) for v in b] for b in r.boxes.xyxy.tolist()],
-            "class_ids": cls,
-            "labels": [str(r.names[c]) for c in cls],
-            "confidences": [round(float(c), 4) for c in r.boxes.conf.tolist()],
-        })
+    for path in images:
+        with Image.open(path) as im:
+            [detections] = predictor.predict([im.convert("RGB")], conf=conf)
+        out.append(detections.to_dict())
     return out
 
 
@@ -357,13 +345,6 @@ def read_constraints(path: Path) -> dict[str, str]:
             name, _, version = line.partition("==")
             pins[_canonical(name.split("[")[0])] = version.strip()
     return pins
-
-
-def checkout_root() -> Path:
-    """The source checkout this package runs from (src layout): where environments/, notebooks/ and
-    requirements/ are. Not the settings' root, which VISIONOPS_ROOT may move (tests, benchmarks)."""
-    here = Path(__file__).resolve().parents[2]
-    return here if (here / "pyproject.toml").is_file() else Path.cwd()
 
 
 def environments_table(root: Path | None = None) -> pd.DataFrame:

@@ -20,7 +20,6 @@ functions (`visionops.pipeline.steps`). Three rules make it the single source of
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import time
@@ -33,6 +32,7 @@ from pydantic import BaseModel
 from visionops.data.catalog import DatasetRef
 from visionops.errors import ModelNotFoundError, VisionOpsError
 from visionops.evaluation.challenge import EvaluationOutcome
+from visionops.hashing import value_digest
 from visionops.pipeline.executors import Executor, InProcess
 from visionops.pipeline.steps import (
     EVALUATION_JSON,
@@ -57,8 +57,7 @@ Say = Callable[[str, str], None]
 
 def request_key(request: dict[str, Any]) -> str:
     """A short, stable hash of a step's request (sorted JSON)."""
-    text = json.dumps(request, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    return value_digest(request)
 
 
 class RunResult(BaseModel):

@@ -35,6 +35,14 @@ def find_project_root(start: Path | None = None) -> Path:
     return here
 
 
+def checkout_root() -> Path:
+    """The source checkout this package runs from (src layout): where notebooks/, environments/
+    and requirements/ are. Not the settings' root, which VISIONOPS_ROOT may move (tests,
+    benchmarks); outside a checkout (an installed wheel), the working directory."""
+    here = Path(__file__).resolve().parents[2]
+    return here if (here / _ROOT_MARKER).is_file() else Path.cwd()
+
+
 class Settings(BaseSettings):
     """Where things live, which backend runs them, and the limits of the scoring server."""
 

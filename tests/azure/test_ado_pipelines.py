@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# scripts/ado_schema.py: a CI tool, not part of the package (tests/conftest.py puts scripts/ on the path)
+import ado_schema
 import pytest
 import yaml
-
-from visionops.ci import ado_schema
 
 pytestmark = pytest.mark.azure
 

@@ -10,7 +10,6 @@ Azure ML does (`${{inputs.x}}`, `${{outputs.y}}`, optional `$[[...]]` segments).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shlex
@@ -22,6 +21,7 @@ from typing import Any
 import yaml
 
 from visionops.errors import ConfigError
+from visionops.hashing import Hasher
 
 COMPONENTS_DIR = Path(__file__).with_name("components")
 PIPELINE_NAME = "visionops_training"
@@ -264,16 +264,14 @@ def pipeline_version(folder: Path = COMPONENTS_DIR) -> str:
     frozen = Path(folder) / "pipeline.json"
     if frozen.is_file():
         return str(json.loads(frozen.read_text())["version"])
-    h = hashlib.sha256()
-    for p in sorted(Path(folder).glob("*.yml")):
-        h.update(p.name.encode())
-        h.update(p.read_bytes())
-    h.update(repr((PIPELINE_INPUTS, GRAPH, PIPELINE_OUTPUTS)).encode())
     package = Path(__file__).resolve().parents[1]
-    for p in sorted(package.rglob("*.py")):
-        h.update(p.relative_to(package).as_posix().encode())
-        h.update(p.read_bytes())
-    return h.hexdigest()[:12]
+    return (
+        Hasher()
+        .files(Path(folder).glob("*.yml"), Path(folder))
+        .text(repr((PIPELINE_INPUTS, GRAPH, PIPELINE_OUTPUTS)))
+        .files(package.rglob("*.py"), package)
+        .hexdigest()
+    )
 
 
 # --- what every step process sees ---------------------------------------------------------------

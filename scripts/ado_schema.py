@@ -11,9 +11,9 @@ satisfy `"type": "string"`, compares them as strings in `pattern` and `enum`, ho
 azure-pipelines transform. A typo'd key, a missing required task input, a wrong enum value and a
 marketplace task are still errors.
 
-    python -m visionops.ci.ado_schema ado_pipelines        # exit 1 and one line per problem
+    python scripts/ado_schema.py ado_pipelines        # exit 1 and one line per problem
 
-Needs the dev extra (check-jsonschema, jsonschema).
+Needs the dev extra (check-jsonschema, jsonschema). A CI and test tool, not part of the runtime package.
 """
 
 from __future__ import annotations
