@@ -48,24 +48,54 @@ def data_generate(
     console.print(f"generated {spec.n_train}/{spec.n_val}/{spec.n_test} images (train/val/test) in {target}")
 
 
+ImportFormatOpt = Annotated[
+    str, typer.Option("--format", "-f", help="auto (recognise it and say so), yolo, coco, voc or automl.")
+]
+
+
 @data_app.command("import")
 def data_import(
-    source: Annotated[Path, typer.Argument(help="YOLO folder, COCO JSON, VOC folder or AutoML JSONL.")],
-    fmt: FormatOpt = "yolo",
-    images: Annotated[Path | None, typer.Option(help="COCO/AutoML image folder (default: beside the file).")] = None,
+    source: Annotated[Path, typer.Argument(help="YOLO folder/yaml, COCO JSON, VOC folder, AutoML JSONL or MLTable.")],
+    fmt: ImportFormatOpt = "auto",
+    images: Annotated[Path | None, typer.Option(
+        help="COCO/AutoML image folder (default: beside the file); AutoML image URLs (azureml://, "
+             "AmlDatastore://, https://) are mapped to the file under it.")] = None,
     out: Annotated[Path | None, typer.Option(help="Target folder (default: data/work/<name>-import).")] = None,
-    name: Annotated[str | None, typer.Option(help="Data set name (default: VISIONOPS_DATASET_NAME).")] = None,
+    name: Annotated[str | None, typer.Option(
+        help="Data set name (default: derived from the source folder or file name).")] = None,
+    unlabeled: Annotated[bool, typer.Option(
+        "--unlabeled", help="YOLO: images with no label file at all are background (default: an error).")] = False,
+    difficult: Annotated[str, typer.Option(help="VOC objects marked difficult: keep or skip.")] = "keep",
+    crowd: Annotated[str, typer.Option(help="COCO iscrowd=1 annotations: keep or skip.")] = "keep",
+    seed: Annotated[int, typer.Option(help="Seed for carving missing val/test splits.")] = 0,
 ) -> None:
-    """Import a data set into the VisionOps layout (train/val/test, data.yaml, manifest.json)."""
+    """Import a data set into the VisionOps layout, print the import report (per split: images, label
+    files, boxes, background, skipped) and fail when labels in the source did not make it."""
     from visionops.data.dataset import import_dataset
+    from visionops.data.formats.report import read_import_report
+    from visionops.data.naming import NAME_PATTERN, derived_name
 
     s = _settings()
     if not source.exists():
         raise VisionOpsError(f"{source} does not exist; pass the path of the data set to import")
-    dataset_name = name or s.dataset_name
+    for option, value in (("--difficult", difficult), ("--crowd", crowd)):
+        if value not in ("keep", "skip"):
+            raise VisionOpsError(f"{option} {value!r}: choose keep or skip")
+    if fmt not in ("auto", "yolo", "coco", "voc", "automl"):
+        raise VisionOpsError(f"--format {fmt!r}: choose auto, yolo, coco, voc or automl")
+    dataset_name = name or derived_name(source)
+    if not NAME_PATTERN.match(dataset_name):
+        raise VisionOpsError(
+            f"--name {dataset_name!r}: use lower-case letters, digits, '-' and '_' (starting with a letter or digit)"
+        )
     target = out or s.data_dir / "work" / f"{dataset_name}-import"
-    import_dataset(source, target, dataset_name, fmt, images_dir=images)  # type: ignore[arg-type]
-    console.print(f"imported {source} ({fmt}) into {target}; next: visionops data validate {target}")
+    import_dataset(source, target, dataset_name, fmt, images_dir=images, seed=seed,  # type: ignore[arg-type]
+                   unlabeled=unlabeled, difficult=difficult, crowd=crowd)  # type: ignore[arg-type]
+    report = read_import_report(target)
+    if report is not None:
+        console.print(report.render(), highlight=False)
+    console.print(f"imported {source} as data set '{dataset_name}' into {target}; "
+                  f"next: visionops data validate {target}")
 
 
 @data_app.command("validate")
@@ -80,7 +110,7 @@ def data_validate(
     if report:
         report.write_text(json.dumps(r.to_dict(), indent=2))
     if r.ok:
-        console.print(r.summary())
+        console.print(r.summary(), highlight=False)
         return
     err_console.print(r.summary(limit=50), highlight=False)
     raise DataValidationError(f"{len(r.problems)} problem(s) in {path}", report=r)
@@ -89,27 +119,40 @@ def data_validate(
 @data_app.command("register")
 def data_register(
     path: Annotated[Path, typer.Argument(help="Data set folder (validated first).")],
-    name: Annotated[str | None, typer.Option(help="Name (default: VISIONOPS_DATASET_NAME).")] = None,
+    name: Annotated[str | None, typer.Option(
+        help="Name (default: the name its import gave it, else VISIONOPS_DATASET_NAME).")] = None,
     backend: BackendOpt = None,
 ) -> None:
-    """Validate, version by content hash and register (same content, same version)."""
-    from visionops.workspace import get_workspace
+    """Validate, version by content hash, register (same content, same version) and make it the
+    current data set: training, evaluation, deployment and the pipeline use it from now on."""
+    from visionops.data.layout import MANIFEST
+    from visionops.data.manifest import read_manifest
+    from visionops.runner import Runner
 
-    ref = get_workspace(_settings(backend)).register_dataset(path, name)
-    console.print(f"registered {ref.name}:{ref.version} at {ref.path}")
+    s = _settings(backend)
+    if name is None and (Path(path) / MANIFEST).is_file():
+        name = read_manifest(Path(path)).name
+    ref = Runner(s).register_folder(path, name or s.dataset_name)
+    console.print(f"registered {ref.name}:{ref.version} at {ref.path} (now the current data set)")
 
 
 @data_app.command("list")
 def data_list(backend: BackendOpt = None) -> None:
-    """List registered data sets: name, version, counts, created."""
+    """List registered data sets: name, version, counts, created; the current one is marked."""
     from visionops.workspace import get_workspace
 
-    table = Table("name", "version", "train", "val", "test", "created", "path")
-    for r in get_workspace(_settings(backend)).list_datasets():
+    ws = get_workspace(_settings(backend))
+    current = ws.current_dataset()
+    table = Table("", "name", "version", "train", "val", "test", "classes", "created", "path")
+    for r in ws.list_datasets():
         c = r.counts
-        table.add_row(r.name, r.version, *(str(c.get(s, {}).get("images", 0)) for s in ("train", "val", "test")),
-                      r.created, r.path)
+        mark = "*" if current is not None and (r.name, r.version) == (current.name, current.version) else ""
+        classes = ", ".join(r.classes[:4]) + (f" (+{len(r.classes) - 4})" if len(r.classes) > 4 else "")
+        table.add_row(mark, r.name, r.version, *(str(c.get(s, {}).get("images", 0)) for s in ("train", "val", "test")),
+                      classes, r.created, r.path)
     console.print(table)
+    console.print("* the current data set (used when a command or notebook is not given one)" if current
+                  else "no current data set: import one (visionops data import) and register it")
 
 
 @data_app.command("export")

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from visionops.data.catalog import DatasetRef, write_local_manifest
 from visionops.data.manifest import read_manifest
 from visionops.data.synthetic import SyntheticSpec, generate
+from visionops.errors import ConfigError
 
 SourceFormat = Literal["yolo", "coco", "voc", "automl"]
 
@@ -24,23 +25,54 @@ def generate_synthetic(spec: SyntheticSpec, dst: Path, name: str) -> Path:
 
 
 def import_dataset(
-    src: Path, dst: Path, name: str, fmt: SourceFormat, *, images_dir: Path | None = None, seed: int = 0
+    src: Path,
+    dst: Path,
+    name: str | None = None,
+    fmt: SourceFormat | Literal["auto"] = "yolo",
+    *,
+    images_dir: Path | None = None,
+    seed: int = 0,
+    unlabeled: bool = False,
+    difficult: Literal["keep", "skip"] = "keep",
+    crowd: Literal["keep", "skip"] = "keep",
+    classes: list[str] | None = None,
 ) -> Path:
-    """Import a YOLO folder, COCO JSON, Pascal VOC folder or AutoML JSONL into our layout."""
+    """Import a YOLO folder, COCO JSON, Pascal VOC folder or AutoML JSONL/MLTable into our layout.
+
+    `name` defaults to one derived from the source (`visionops.data.naming.derived_name`);
+    `fmt="auto"` recognises the format (`detect_format`) and the import report says what it
+    recognised. `images_dir`: where COCO/AutoML images are (an AutoML image URL such as
+    azureml://..., AmlDatastore://... or https://... is mapped to the file under it). `unlabeled`
+    (YOLO): images with no label file at all are background, not lost labels. `difficult` (VOC)
+    and `crowd` (COCO): keep or skip those objects. The manifest keeps the import report.
+    """
     from visionops.data import formats
+    from visionops.data.formats.detect import detect_format
+    from visionops.data.naming import derived_name
 
     src = Path(src)
+    name = name or derived_name(src)
+    why = None
+    if fmt == "auto":
+        detected = detect_format(src)
+        fmt, src, why = detected.fmt, detected.path, detected.why  # type: ignore[assignment]
     if fmt == "yolo":
-        formats.import_yolo(src, dst, seed=seed, overwrite=True)
+        formats.import_yolo(src, dst, seed=seed, overwrite=True, unlabeled=unlabeled)
     elif fmt == "coco":
-        formats.import_coco(src, Path(images_dir or src.parent), dst, seed=seed, overwrite=True)
+        coco = detect_format(src).path if src.is_dir() else src
+        formats.import_coco(coco, Path(images_dir or coco.parent), dst, seed=seed, overwrite=True, crowd=crowd)
     elif fmt == "voc":
-        formats.import_voc(src, dst, seed=seed, overwrite=True)
+        formats.import_voc(src, dst, seed=seed, overwrite=True, difficult=difficult, classes=classes)
     elif fmt == "automl":
-        formats.import_automl(src, Path(images_dir or src.parent), dst, seed=seed, overwrite=True)
-    else:  # pragma: no cover - typer/pydantic restrict fmt
-        raise ValueError(f"unknown format {fmt!r}")
-    write_local_manifest(dst, name, {"kind": "import", "format": fmt, "path": str(src)})
+        root = images_dir or (src if src.is_dir() else src.parent)
+        formats.import_automl(src, Path(root), dst, seed=seed, overwrite=True, classes=classes)
+    else:
+        raise ConfigError(f"unknown format {fmt!r}; choose auto, yolo, coco, voc or automl")
+    written = read_manifest(dst).source
+    if why is not None and isinstance(written.get("report"), dict):
+        known = written["report"].get("detected")  # the importer's own finding is the more specific
+        written["report"]["detected"] = f"{known} (--format auto)" if known else f"{why} (--format auto)"
+    write_local_manifest(dst, name, {**written, "kind": "import", "format": fmt, "path": str(src)})
     return Path(dst)
 
 

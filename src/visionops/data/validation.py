@@ -7,10 +7,11 @@ at the first problem: each names the file (and line) and says what to do.
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
 from PIL import Image, UnidentifiedImageError
 
 from visionops.data.layout import (
@@ -26,6 +27,11 @@ from visionops.data.layout import (
 from visionops.errors import DataValidationError
 
 _EPS = 1e-6  # float slack for boxes that touch the border
+MIN_BOX_PX = 2.0  # a side below this after denormalising cannot be a real object: a units mistake
+BACKGROUND_WARN_SHARE = 0.5  # above this share of images without boxes, training mostly learns "nothing"
+# Splits that must hold boxes: a model cannot learn from a train split without objects, and a val
+# split without objects scores every model mAP 0, so the gate would reject (or accept) blindly.
+SPLITS_NEEDING_BOXES: tuple[str, ...] = ("train", "val")
 
 
 @dataclass(frozen=True)
@@ -45,10 +51,16 @@ class Problem:
 
 @dataclass
 class ValidationReport:
+    """Errors (`problems`, they block registration) and `warnings` (printed, never blocking)."""
+
     root: Path
     problems: list[Problem] = field(default_factory=list)
     images_checked: int = 0
     labels_checked: int = 0
+    warnings: list[Problem] = field(default_factory=list)
+    boxes: dict[str, int] = field(default_factory=dict)
+    background: dict[str, int] = field(default_factory=dict)
+    classes_without_train_instances: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -57,13 +69,23 @@ class ValidationReport:
     def codes(self) -> set[str]:
         return {p.code for p in self.problems}
 
+    def warning_codes(self) -> set[str]:
+        return {p.code for p in self.warnings}
+
     def summary(self, limit: int = 20) -> str:
         if self.ok:
-            return f"{self.root}: OK ({self.images_checked} images, {self.labels_checked} label files)"
-        lines = [f"{self.root}: {len(self.problems)} problem(s) found; nothing was registered."]
-        lines += [f"  - {p}" for p in self.problems[:limit]]
-        if len(self.problems) > limit:
-            lines.append(f"  ... and {len(self.problems) - limit} more (see the full report)")
+            lines = [
+                f"{self.root}: OK ({self.images_checked} images, {self.labels_checked} label files, "
+                f"{sum(self.boxes.values())} boxes)"
+            ]
+        else:
+            lines = [f"{self.root}: {len(self.problems)} problem(s) found; nothing was registered."]
+            lines += [f"  - {p}" for p in self.problems[:limit]]
+            if len(self.problems) > limit:
+                lines.append(f"  ... and {len(self.problems) - limit} more (see the full report)")
+        if self.warnings:
+            lines.append(f"{len(self.warnings)} warning(s):")
+            lines += [f"  - {p}" for p in self.warnings[:limit]]
         return "\n".join(lines)
 
     def raise_if_failed(self) -> ValidationReport:
@@ -81,6 +103,10 @@ class ValidationReport:
             "images_checked": self.images_checked,
             "labels_checked": self.labels_checked,
             "problems": [p.__dict__ for p in self.problems],
+            "warnings": [p.__dict__ for p in self.warnings],
+            "boxes": dict(self.boxes),
+            "background": dict(self.background),
+            "classes_without_train_instances": list(self.classes_without_train_instances),
         }
 
 
@@ -93,20 +119,48 @@ def _rel(root: Path, p: Path) -> str:
 
 def _check_image(path: Path) -> str | None:
     """None when the image decodes fully; else the reason. verify() alone misses truncated files."""
+    return _decode(path)[0]
+
+
+def _decode(path: Path) -> tuple[str | None, tuple[int, int] | None]:
+    """(reason or None, (width, height) or None): one full decode serves both checks and box sizes."""
     try:
         with Image.open(path) as im:
             im.verify()
         with Image.open(path) as im:
             im.load()
             if im.width < 2 or im.height < 2:
-                return f"image is {im.width}x{im.height} pixels, too small to hold an object"
+                return f"image is {im.width}x{im.height} pixels, too small to hold an object", None
+            return None, im.size
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        return f"cannot be decoded as an image ({type(exc).__name__}: {exc})"
-    return None
+        return f"cannot be decoded as an image ({type(exc).__name__}: {exc})", None
 
 
-def _check_label_file(root: Path, path: Path, names: list[str]) -> list[Problem]:
-    """Every line of one label file; the class-range check needs data.yaml's names (skipped without)."""
+def _yaml_names(root: Path) -> tuple[list[str], Problem | None]:
+    """Class names of data.yaml, or a named problem (syntax errors with their line) instead."""
+    try:
+        names = read_class_names(root)
+        if not names:
+            raise ValueError("no class names")
+        return names, None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        return [], Problem(
+            "bad_data_yaml", DATA_YAML, f"is not valid YAML ({what})",
+            "fix the YAML syntax (indentation, a missing ':' or an unclosed quote or bracket)", line,
+        )
+    except (FileNotFoundError, ValueError, OSError, TypeError) as exc:
+        fix = f"write a {DATA_YAML} with 'names:' listing the classes"
+        return [], Problem("bad_data_yaml", DATA_YAML, str(exc), fix)
+
+
+def _check_label_file(
+    root: Path, path: Path, names: list[str], size: tuple[int, int] | None = None, boxes: list | None = None
+) -> list[Problem]:
+    """Every line of one label file; the class-range check needs data.yaml's names (skipped without),
+    the pixel-size check the image's size. Good boxes are appended to `boxes` for the counts."""
     n_classes = len(names)
     rel = _rel(root, path)
     problems: list[Problem] = []
@@ -155,6 +209,21 @@ def _check_label_file(root: Path, path: Path, names: list[str]) -> list[Problem]
                     "clip the box to the image, or check that coordinates are normalised by the image size", no,
                 )
             )
+            continue
+        if size is not None and (box.w * size[0] < MIN_BOX_PX or box.h * size[1] < MIN_BOX_PX):
+            problems.append(
+                Problem(
+                    "tiny_box", rel,
+                    f"box is {box.w * size[0]:.2f}x{box.h * size[1]:.2f} px in the {size[0]}x{size[1]} image "
+                    f"(under {MIN_BOX_PX:g} px): the coordinates look normalised twice (pixels divided by the "
+                    "image size once too often)",
+                    "re-export the labels with coordinates divided by the image size exactly once, "
+                    "or delete the line if the object really is that small", no,
+                )
+            )
+            continue
+        if boxes is not None:
+            boxes.append(box)
     return problems
 
 
@@ -166,13 +235,10 @@ def validate(root: Path, splits: tuple[str, ...] = SPLITS) -> ValidationReport:
     if not root.is_dir():
         add(Problem("missing_dataset", str(root), "folder does not exist", "generate or import a data set first"))
         return report
-    try:
-        names = read_class_names(root)
-        if not names:
-            raise ValueError("no class names")
-    except (FileNotFoundError, ValueError, OSError) as exc:
-        add(Problem("bad_data_yaml", DATA_YAML, str(exc), f"write a {DATA_YAML} with 'names:' listing the classes"))
-        names = []
+    names, yaml_problem = _yaml_names(root)
+    if yaml_problem is not None:
+        add(yaml_problem)
+    per_class_train: Counter[int] = Counter()
     seen_content: dict[str, tuple[str, str]] = {}
     by_split_dupes: dict[tuple[str, str], list[str]] = defaultdict(list)
     for split in splits:
@@ -185,6 +251,7 @@ def validate(root: Path, splits: tuple[str, ...] = SPLITS) -> ValidationReport:
                 )
             )
         stems: dict[str, Path] = {}
+        sizes: dict[str, tuple[int, int]] = {}
         for img in images:
             if img.stem in stems:
                 add(
@@ -197,9 +264,11 @@ def validate(root: Path, splits: tuple[str, ...] = SPLITS) -> ValidationReport:
             stems.setdefault(img.stem, img)
             report.images_checked += 1
             rel = _rel(root, img)
-            if reason := _check_image(img):
+            reason, size = _decode(img)
+            if reason:
                 add(Problem("corrupt_image", rel, reason, "replace the file with a readable JPEG/PNG or delete it"))
             else:
+                sizes.setdefault(img.stem, size)
                 digest = hashlib.sha256(img.read_bytes()).hexdigest()
                 if digest in seen_content and seen_content[digest][0] != split:
                     by_split_dupes[(digest, seen_content[digest][1])].append(rel)
@@ -214,6 +283,8 @@ def validate(root: Path, splits: tuple[str, ...] = SPLITS) -> ValidationReport:
                     )
                 )
         ldir = label_dir(root, split)
+        with_boxes: set[str] = set()
+        report.boxes[split] = 0
         if ldir.is_dir():
             for label in sorted(ldir.glob("*.txt")):
                 report.labels_checked += 1
@@ -227,7 +298,14 @@ def validate(root: Path, splits: tuple[str, ...] = SPLITS) -> ValidationReport:
                         )
                     )
                 else:
-                    report.problems.extend(_check_label_file(root, label, names))
+                    good: list = []
+                    report.problems.extend(_check_label_file(root, label, names, sizes.get(label.stem), good))
+                    report.boxes[split] += len(good)
+                    if good:
+                        with_boxes.add(label.stem)
+                    if split == "train":
+                        per_class_train.update(b.cls for b in good)
+        report.background[split] = len(stems) - len(with_boxes & set(stems))
     for (_, first), others in sorted(by_split_dupes.items(), key=lambda kv: kv[0][1]):
         for other in others:
             add(
@@ -236,4 +314,45 @@ def validate(root: Path, splits: tuple[str, ...] = SPLITS) -> ValidationReport:
                     "keep each image in one split only, or the test score measures memory, not skill",
                 )
             )
+    if report.images_checked:
+        _check_usefulness(report, names, per_class_train, splits)
     return report
+
+
+def _check_usefulness(report: ValidationReport, names: list[str], per_class_train: Counter[int],
+                      splits: tuple[str, ...]) -> None:
+    """A data set that parses can still teach nothing: no boxes, a class never seen in train,
+    mostly background. These are what silently turned imports into mAP-0 runs before."""
+    add = report.problems.append
+    total = sum(report.boxes.values())
+    if total == 0:
+        add(Problem(
+            "no_boxes", "labels", f"the data set has {report.images_checked} images but not one box",
+            "check that the label files were found and are not empty (an import that lost its labels "
+            "looks like this); a model cannot learn from background alone",
+        ))
+    else:
+        for split in SPLITS_NEEDING_BOXES:
+            images = report.background.get(split, 0)
+            if split in splits and report.boxes.get(split, 0) == 0 and images:
+                add(Problem(
+                    "no_boxes_in_split", f"labels/{split}",
+                    f"split '{split}' has {images} images but not one box",
+                    f"add labelled images to {split} (or re-split the data so every split holds objects)",
+                ))
+    if "train" in splits and names and report.boxes.get("train", 0):
+        report.classes_without_train_instances = [n for i, n in enumerate(names) if not per_class_train.get(i)]
+        if report.classes_without_train_instances:
+            report.warnings.append(Problem(
+                "class_without_train_instances", DATA_YAML,
+                f"class(es) {', '.join(report.classes_without_train_instances)} have no box in train: "
+                "the model cannot learn them",
+                "label some training images with these classes, or remove them from names",
+            ))
+    background = sum(report.background.values())
+    if total and background > BACKGROUND_WARN_SHARE * report.images_checked:
+        report.warnings.append(Problem(
+            "mostly_background", "labels",
+            f"{background} of {report.images_checked} images ({background / report.images_checked:.0%}) have no box",
+            "check that labels were not lost; keep background images to a minority of the data set",
+        ))

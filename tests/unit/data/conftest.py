@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from PIL import Image
 
 from visionops.data.layout import iter_items, read_class_names, read_labels
 from visionops.data.synthetic import SyntheticSpec, generate
+
+sys.path.insert(0, str(Path(__file__).parent))  # data_exports: builders of real-world export layouts
 
 SPEC = SyntheticSpec(n_train=12, n_val=4, n_test=4, image_size=96, seed=7)
 

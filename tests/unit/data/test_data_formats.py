@@ -138,6 +138,7 @@ def test_coco_arbitrary_category_ids_empty_images_and_crowds(tmp_path: Path) -> 
             {"id": 1, "image_id": 10, "category_id": 90, "bbox": [5, 4, 20, 10], "iscrowd": 0},
             {"id": 2, "image_id": 10, "category_id": 3, "bbox": [0, 0, 50, 40], "iscrowd": 1},
             {"id": 3, "image_id": 12, "category_id": 3, "bbox": [10.5, 20, 5, 5], "iscrowd": 0},
+            *({"id": 4 + i, "image_id": 13 + i, "category_id": 90, "bbox": [2, 2, 9, 7]} for i in range(3)),
         ],
     }
     ann = tmp_path / "ann.json"
@@ -150,7 +151,7 @@ def test_coco_arbitrary_category_ids_empty_images_and_crowds(tmp_path: Path) -> 
     assert [b.cls for b in labels["im0.png"]] == [1, 0]  # crowd box kept
     assert labels["im0.png"][0].corners() == pytest.approx((0.1, 0.1, 0.5, 0.35))
     assert labels["im0.png"][1].corners() == pytest.approx((0, 0, 1, 1))
-    assert sum(not b for b in labels.values()) == 4  # images without annotations -> empty label files
+    assert sum(not b for b in labels.values()) == 1  # images without annotations -> empty label files
 
 
 # --- Pascal VOC ---------------------------------------------------------------------------------
@@ -183,7 +184,10 @@ def test_voc_pixel_convention_is_one_based_and_exact(tmp_path: Path) -> None:
     )
     for i in range(3):  # a flat folder needs a few more images to carve val and test
         Image.new("RGB", (64, 32), (i * 50, 0, 0)).save(src / f"b{i}.jpg")
-        (src / f"b{i}.xml").write_text("<annotation><filename>b.jpg</filename></annotation>")
+        (src / f"b{i}.xml").write_text(  # <filename> may not match the file: found by stem
+            "<annotation><filename>b.jpg</filename><object><name>cat</name>"
+            "<bndbox><xmin>3</xmin><ymin>3</ymin><xmax>20</xmax><ymax>20</ymax></bndbox></object></annotation>"
+        )
     out = import_voc(src, tmp_path / "out", split_ratios=(0.5, 0.25, 0.25))
     assert read_class_names(out) == ["cat", "dog"]  # default: sorted unique names
     (item,) = [i for i in iter_items(out) if i.image.name == "a.jpg"]

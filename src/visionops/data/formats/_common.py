@@ -20,6 +20,7 @@ from typing import Any
 
 from PIL import Image
 
+from visionops.data.formats.report import Carve, ImportedSplit, ImportReport
 from visionops.data.layout import (
     DATA_YAML,
     IMAGE_SUFFIXES,
@@ -89,12 +90,15 @@ def check_split_ratios(ratios: Sequence[float]) -> tuple[float, float, float]:
     return values[0] / total, values[1] / total, values[2] / total
 
 
-def assign_splits(records: list[Record], ratios: Sequence[float], seed: int) -> list[Record]:
+def assign_splits(
+    records: list[Record], ratios: Sequence[float], seed: int, report: ImportReport | None = None
+) -> list[Record]:
     """Give every record a split so that train, val and test are all present.
 
     Records without a split count as train. Each missing split is carved out of train
     deterministically (sorted by source path, shuffled by `seed`) with its share of
-    train + the missing splits; splits the source already has are left alone.
+    train + the missing splits; splits the source already has are left alone. Each carve is
+    recorded in `report` (how many, out of how many, from where, which seed).
     """
     r = dict(zip(SPLITS, check_split_ratios(ratios), strict=True))
     present = {rec.split for rec in records if rec.split is not None}
@@ -112,6 +116,12 @@ def assign_splits(records: list[Record], ratios: Sequence[float], seed: int) -> 
         )
     out: list[Record] = list(fixed)
     start = 0
+    if report is not None:
+        unsplit = any(rec.split is None for rec in pool)
+        from_split = "train" if not unsplit else ("the unsplit images" if all(
+            rec.split is None for rec in pool) else "train and the unsplit images")
+        report.carved += [Carve(split=s, images=carved[s], out_of=len(pool), from_split=from_split, seed=seed)
+                          for s in missing]
     for s in missing:
         for rec in pool[start : start + carved[s]]:
             out.append(Record(rec.image, rec.boxes, s))
@@ -260,11 +270,14 @@ def write_dataset(
     *,
     source: dict[str, Any],
     overwrite: bool = False,
+    report: ImportReport | None = None,
 ) -> Path:
     """Copy images, write labels and data.yaml in a staging folder, validate, then move into dst.
 
     Two records whose images share a stem in one split get `<parent>_<stem>` (then `_2`, `_3`):
     labels are matched to images by stem, and sources such as COCO keep images in subfolders.
+    With a `report`, the written label files are read back and must hold exactly the images and
+    boxes the importer read (conservation check); the report goes into the manifest.
     """
     dst = Path(dst).resolve()
     records = sorted(records, key=lambda r: (SPLITS.index(r.split or "train"), r.image.as_posix()))
@@ -282,12 +295,15 @@ def write_dataset(
             write_labels(label_dir(staging, split) / f"{stem}.txt", rec.boxes)
             origin[relpath(staging, target)] = rec.image
         write_data_yaml(staging, names)
-        report = validate(staging)
-        if not report.ok:
-            report = ValidationReport(dst, [_in_source_terms(p, origin) for p in report.problems])
+        if report is not None:
+            _conserve(staging, report)
+            source = {**source, "report": report.model_dump()}
+        checked = validate(staging)
+        if not checked.ok:
+            checked = ValidationReport(dst, [_in_source_terms(p, origin) for p in checked.problems])
             lines = [f"the data set imported from {source.get('path', '?')} fails validation; nothing was written"]
-            lines += [f"  - {p}" for p in report.problems[:_SUMMARY_LIMIT]]
-            raise DataValidationError("\n".join(lines), report=report)
+            lines += [f"  - {p}" for p in checked.problems[:_SUMMARY_LIMIT]]
+            raise DataValidationError("\n".join(lines), report=checked)
         write_manifest(staging, build_manifest(staging, dst.name, source))
         dst.mkdir(parents=True, exist_ok=True)
         for name in ("images", "labels", DATA_YAML, MANIFEST):
@@ -300,6 +316,29 @@ def write_dataset(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return dst
+
+
+def _conserve(staging: Path, report: ImportReport) -> None:
+    """Count what was written per split into `report.imported`; fail when it differs from what was read.
+
+    Every annotation read is either written or listed as skipped with a reason, so a difference
+    here means a bug lost data between reading and writing: refuse rather than register it.
+    """
+    report.imported = {}
+    for item in iter_items(staging):
+        counts = report.imported.setdefault(item.split, ImportedSplit())
+        boxes = len(read_labels(item.label))
+        counts.images += 1
+        counts.boxes += boxes
+        counts.background += boxes == 0
+    written_boxes = sum(s.boxes for s in report.imported.values())
+    written_images = sum(s.images for s in report.imported.values())
+    if (written_images, written_boxes) != (report.images_read, report.boxes_read):
+        raise DataValidationError(
+            f"import of {report.source} would write {written_images} images with {written_boxes} boxes but read "
+            f"{report.images_read} images with {report.boxes_read} boxes; nothing was written "
+            "(this is a VisionOps bug: please report it with the source layout)"
+        )
 
 
 def iter_lines(path: Path) -> Iterator[tuple[int, str]]:

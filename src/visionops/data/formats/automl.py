@@ -38,6 +38,7 @@ from visionops.data.formats._common import (
     relpath,
     write_dataset,
 )
+from visionops.data.formats.report import ImportReport
 from visionops.data.layout import SPLITS
 from visionops.errors import VisionOpsError
 
@@ -131,6 +132,39 @@ def resolve_image(url: str, images_root: Path, prefix: str | None) -> Path | Non
     return None
 
 
+def pixel_count(value: Any) -> int | None:
+    """An image_details width/height: an int, or a string such as "400px" (Azure ML writes both)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return int(value)
+    if isinstance(value, str):
+        text = value.strip().lower().removesuffix("px").strip()
+        if text.isdigit():
+            return int(text)
+    return None
+
+
+def jsonl_files(source: Path) -> list[Path]:
+    """The JSONL file(s) of a source: the file itself, or those an MLTable (file or folder) names
+    under `paths: - file:` (relative to the MLTable's folder)."""
+    source = Path(source)
+    mltable = source / MLTABLE if source.is_dir() else source
+    if mltable.name != MLTABLE:
+        return [source]
+    if not mltable.is_file():
+        raise VisionOpsError(f"{source} has no {MLTABLE} file; pass the JSONL file or the MLTable folder")
+    try:
+        doc = yaml.safe_load(mltable.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise VisionOpsError(f"{mltable} is not valid YAML ({exc}); fix the syntax") from None
+    paths = doc.get("paths") if isinstance(doc, dict) else None
+    files = [mltable.parent / str(p["file"]) for p in paths or [] if isinstance(p, dict) and p.get("file")]
+    if not files:
+        raise VisionOpsError(f"{mltable}: 'paths:' names no '- file: <jsonl>'; point it at the annotations JSONL")
+    return files
+
+
 def _parse_line(
     text: str, path: Path, no: int, problems: Problems
 ) -> tuple[str, dict[str, Any] | None, list[dict[str, Any]]] | None:
@@ -173,14 +207,17 @@ def import_automl(
     with file and line.
     """
     check_split_ratios(split_ratios)
-    files = [Path(p).resolve() for p in ([jsonl] if isinstance(jsonl, str | Path) else jsonl)]
+    given = [jsonl] if isinstance(jsonl, str | Path) else jsonl
+    files = [f.resolve() for p in given for f in jsonl_files(Path(p))]
     if not files:
         raise VisionOpsError("import_automl needs at least one JSONL file")
     images_root = Path(images_root).resolve()
     dst = check_destination(dst, [images_root, *(f.parent for f in files)], overwrite)
     problems = Problems(files[0])
+    report = ImportReport(format="automl", source=str(files[0]))
     parsed: list[tuple[Path, int, Path, str | None, list[dict[str, Any]]]] = []
     seen: dict[Path, str] = {}
+    urls: list[str] = []
     for path in files:
         if not path.is_file():
             problems.add("missing_file", path, "JSONL file does not exist", "pass the path of the annotations file")
@@ -190,6 +227,7 @@ def import_automl(
             if line is None:
                 continue
             url, details, labels = line
+            urls.append(url)
             image = resolve_image(url, images_root, image_url_prefix)
             if image is None:
                 problems.add("missing_image", path, f"image {url!r} not found under {images_root}",
@@ -205,8 +243,8 @@ def import_automl(
                              "replace the file with a readable JPEG/PNG or remove the line")
                 continue
             w, h = image_size(image)
-            declared = (details or {}).get("width"), (details or {}).get("height")
-            if all(isinstance(v, int) for v in declared) and declared != (w, h):
+            declared = pixel_count((details or {}).get("width")), pixel_count((details or {}).get("height"))
+            if all(v for v in declared) and declared != (w, h):
                 problems.add("size_mismatch", path,
                              f"image_details says {declared[0]}x{declared[1]} but {image.name} is {w}x{h}",
                              "fix image_details (or drop it)", no)
@@ -237,11 +275,15 @@ def import_automl(
                 problems.add(code, path, f"label #{i} ({name}): {reason}; ratios must be in 0..1", _LABEL_FIX, no)
                 continue
             boxes.append(box)
+        report.split(split).add_image(len(boxes))
         records.append(Record(image, boxes, split))
     if not names and not problems:
         problems.add("no_classes", files[0], "no labels found and no classes given", "pass classes=[...]")
     problems.raise_if_any("AutoML JSONL annotations")
-    records = assign_splits(records, split_ratios, seed)
+    schemes = sorted({url.split("://", 1)[0] + "://" for url in urls if "://" in url})
+    if schemes:
+        report.notes.append(f"image URLs ({', '.join(schemes)}) mapped to files under {images_root}")
+    records = assign_splits(records, split_ratios, seed, report)
     source = {"format": "automl", "path": str(files[0]), "files": [str(f) for f in files], "seed": seed,
               "split_ratios": list(split_ratios)}
-    return write_dataset(records, names, dst, source=source, overwrite=overwrite)
+    return write_dataset(records, names, dst, source=source, overwrite=overwrite, report=report)

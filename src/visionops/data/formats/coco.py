@@ -4,17 +4,25 @@ COCO boxes are `[x, y, w, h]` in pixels from the top-left corner; category ids a
 and are mapped to contiguous class ids 0..n-1 in the order of the category ids. Export writes
 category ids 1..n (class id + 1: many COCO tools reserve 0 for background).
 
-`iscrowd` annotations are imported as ordinary boxes: YOLO labels cannot mark a box as a crowd,
-and dropping them would leave crowds of objects unlabelled (the detector would learn that they
-are background). Review such boxes if your COCO source uses crowd regions heavily.
+`iscrowd` annotations are imported as ordinary boxes by default (`crowd="keep"`): YOLO labels
+cannot mark a box as a crowd, and dropping them would leave crowds of objects unlabelled (the
+detector would learn that they are background). `crowd="skip"` leaves them out; the import
+report counts them either way.
+
+Real exports differ from the spec in ways that used to corrupt boxes silently; each is handled
+and stated in the import report: bboxes normalised to 0..1 (Azure ML Data Labeling, which also
+writes width/height 0.0) are detected and multiplied by the image size read from the file;
+missing or zero width/height are read from the file; an annotation with only a polygon
+segmentation gets its bounding box; file_name may carry sub-folders.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from visionops.data.formats._common import (
     ExportItem,
@@ -31,10 +39,42 @@ from visionops.data.formats._common import (
     relpath,
     write_dataset,
 )
-from visionops.data.layout import SPLITS
+from visionops.data.formats.report import ImportReport
+from visionops.data.layout import IMAGE_SUFFIXES, SPLITS
 from visionops.errors import ConfigError
 
 _BOX_FIX = "fix the bbox ([x, y, width, height] in pixels inside the image) or delete the annotation"
+Coordinates = Literal["auto", "pixels", "normalized"]
+CrowdPolicy = Literal["keep", "skip"]
+_NORMALISED_MAX = 1.0 + 1e-6
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _bbox_of(ann: dict[str, Any]) -> list[float] | None:
+    """[x, y, w, h] from 'bbox', else the bounding box of a polygon 'segmentation' (None if neither)."""
+    bbox = ann.get("bbox")
+    if isinstance(bbox, list) and len(bbox) == 4 and all(_number(v) for v in bbox):
+        return [float(v) for v in bbox]
+    seg = ann.get("segmentation")
+    if isinstance(seg, list) and seg and all(isinstance(poly, list) and len(poly) >= 6 for poly in seg):
+        coords = [v for poly in seg for v in poly]
+        if all(_number(v) for v in coords):
+            xs, ys = coords[0::2], coords[1::2]
+            return [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
+    return None
+
+
+def looks_normalised(doc: dict[str, Any]) -> bool:
+    """True when every bbox lies within 0..1 (Azure ML Data Labeling writes them that way):
+    read as pixels they would all be sub-pixel, which no real labelled data set is."""
+    boxes = [b for ann in doc["annotations"] if isinstance(ann, dict) and (b := _bbox_of(ann)) is not None]
+    return bool(boxes) and all(
+        max(b) <= _NORMALISED_MAX and b[0] + b[2] <= _NORMALISED_MAX and b[1] + b[3] <= _NORMALISED_MAX
+        for b in boxes
+    )
 
 
 def load_json(path: Path, problems: Problems) -> dict[str, Any] | None:
@@ -85,9 +125,13 @@ def _find_image(images_dir: Path, file_name: str) -> Path | None:
 
 
 def _records(
-    doc: dict[str, Any], path: Path, images_dir: Path, class_of: dict[int, int], split: str | None, problems: Problems
+    doc: dict[str, Any], path: Path, images_dir: Path, class_of: dict[int, int], split: str | None, problems: Problems,
+    *, normalised: bool = False, crowd: CrowdPolicy = "keep", report: ImportReport | None = None,
 ) -> list[Record]:
-    """One record per COCO image, boxes in class-id order of `class_of`; every problem collected."""
+    """One record per COCO image, boxes in class-id order of `class_of`; every problem collected.
+
+    `normalised`: bboxes are fractions of the image size (multiplied by the size read from the file).
+    """
     images: dict[int, dict[str, Any]] = {}
     sizes: dict[int, tuple[int, int]] = {}
     for i, im in enumerate(doc["images"]):
@@ -113,7 +157,7 @@ def _records(
             continue
         w, h = image_size(found)
         declared = (im.get("width"), im.get("height"))
-        if all(isinstance(v, int) for v in declared) and declared != (w, h):
+        if all(_number(v) and v > 0 for v in declared) and (round(declared[0]), round(declared[1])) != (w, h):
             problems.add(
                 "size_mismatch", path,
                 f"image id {im['id']} ({im['file_name']}) is declared {declared[0]}x{declared[1]} "
@@ -144,18 +188,35 @@ def _records(
             continue
         if ann["image_id"] not in images:  # image already reported (missing, corrupt, size)
             continue
-        bbox = ann.get("bbox")
-        if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, int | float) for v in bbox)):
-            problems.add("bad_bbox", path, f"{where}: bbox {bbox!r} is not [x, y, width, height]", _BOX_FIX)
+        bbox = _bbox_of(ann)
+        if bbox is None:
+            problems.add("bad_bbox", path, f"{where}: bbox {ann.get('bbox')!r} is not [x, y, width, height] "
+                         "and there is no polygon segmentation to take it from", _BOX_FIX)
             continue
-        x, y, bw, bh = (float(v) for v in bbox)
+        if ann.get("iscrowd") and crowd == "skip":
+            if report is not None:
+                report.skip(split, f"{path} {where}", "iscrowd=1 (crowd policy: skip)")
+            continue
+        x, y, bw, bh = bbox
         w, h = sizes[ann["image_id"]]
+        if normalised:
+            x, y, bw, bh = x * w, y * h, bw * w, bh * h
         box, reason = box_from_pixels(class_of[ann["category_id"]], x, y, x + bw, y + bh, w, h)
         if box is None:
             code = "zero_area_box" if "zero" in reason else "bbox_outside_image"
             problems.add(code, path, f"{where} (image {images[ann['image_id']]['path'].name}): {reason}", _BOX_FIX)
             continue
         images[ann["image_id"]]["boxes"].append(box)
+    if report is not None:
+        counts = report.split(split)
+        for v in images.values():
+            counts.add_image(len(v["boxes"]))
+        listed = {Path(os.path.abspath(v["path"])) for v in images.values()}
+        for dirpath, _, files in os.walk(images_dir):
+            for fn in sorted(files):
+                p = Path(os.path.abspath(Path(dirpath) / fn))
+                if p.suffix.lower() in IMAGE_SUFFIXES and p not in listed and split is None:
+                    report.skip(split, p, f"image not listed in {path.name}")
     return [
         Record(v["path"], v["boxes"], split)
         for iid, v in sorted(images.items())
@@ -171,14 +232,17 @@ def import_coco(
     seed: int = 0,
     split_files: dict[str, tuple[Path, Path]] | None = None,
     overwrite: bool = False,
+    coordinates: Coordinates = "auto",
+    crowd: CrowdPolicy = "keep",
 ) -> Path:
     """Import COCO detection JSON into our layout at dst.
 
     Either one file (`annotations_json` + `images_dir`, split by `split_ratios`/`seed`) or
     `split_files` = {split: (json, images_dir)} for sources that are already split (then the
     first two arguments must be None); a missing val/test split is carved out of train. Images
-    without annotations become empty label files. Raises DataValidationError listing every
-    problem with the file and annotation id.
+    without annotations become empty label files. `coordinates="auto"` detects bboxes normalised
+    to 0..1 (see `looks_normalised`); `crowd` keeps or skips iscrowd=1 annotations. Raises
+    DataValidationError listing every problem with the file and annotation id.
     """
     check_split_ratios(split_ratios)
     if split_files:
@@ -213,11 +277,26 @@ def import_coco(
     problems.raise_if_any("COCO annotations")
     class_of = {cid: i for i, cid in enumerate(sorted(reference))}
     names = [reference[cid] for cid in sorted(reference)]
+    report = ImportReport(format="coco", source=str(first_json))
     records: list[Record] = []
     for split, (json_path, img_dir, doc) in docs.items():
-        records += _records(doc, json_path, Path(img_dir), class_of, split, problems)
+        normalised = coordinates == "normalized" or (coordinates == "auto" and looks_normalised(doc))
+        if normalised:
+            report.notes.append(
+                f"{json_path.name}: bboxes are normalised to 0..1 (as Azure ML Data Labeling exports them); "
+                "converted to pixels with each image's size read from the file"
+            )
+        records += _records(doc, json_path, Path(img_dir), class_of, split, problems, normalised=normalised,
+                            crowd=crowd, report=report)
+    crowds = sum(
+        1 for _, _, doc in docs.values() for a in doc["annotations"] if isinstance(a, dict) and a.get("iscrowd")
+    )
+    if crowds:
+        report.notes.append(f"{crowds} iscrowd=1 annotation(s): {'kept as boxes' if crowd == 'keep' else 'skipped'}")
+    if len(class_of) and sorted(class_of) != list(range(1, len(class_of) + 1)):
+        report.notes.append(f"category ids {sorted(class_of)} mapped to classes 0..{len(class_of) - 1} in id order")
     problems.raise_if_any("COCO annotations")
-    records = assign_splits(records, split_ratios, seed)
+    records = assign_splits(records, split_ratios, seed, report)
     source = {
         "format": "coco",
         "path": str(first_json),
@@ -225,7 +304,7 @@ def import_coco(
         "seed": seed,
         "split_ratios": list(split_ratios),
     }
-    return write_dataset(records, names, dst, source=source, overwrite=overwrite)
+    return write_dataset(records, names, dst, source=source, overwrite=overwrite, report=report)
 
 
 def coco_document(root: Path, names: list[str], items: list[ExportItem], split: str) -> dict[str, Any]:

@@ -6,8 +6,11 @@ and `xmax=W` the last. With continuous 0-based corners x0..x1 (what YOLO boxes d
 directions use this one rule, so a round trip moves a corner by at most half a pixel. Files
 written by 0-based tools (`xmin=0`) import fine: the overshoot of one pixel is clipped.
 
-`difficult` and `truncated` flags are not kept (YOLO labels have no field for them); difficult
-objects are imported as ordinary boxes.
+YOLO labels have no field for `difficult` or `truncated`. Difficult objects are imported as
+ordinary boxes by default (`difficult="keep"`, as detectron2 does); `difficult="skip"` leaves
+them out (as Ultralytics' VOC script does). The import report counts them either way. A missing
+or zero <size> is read from the image file; <filename> that does not match the file on disk
+falls back to the annotation's stem.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import shutil
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 from visionops.data.formats._common import (
     ExportItem,
@@ -32,10 +36,12 @@ from visionops.data.formats._common import (
     read_for_export,
     write_dataset,
 )
+from visionops.data.formats.report import ImportReport
 from visionops.data.layout import IMAGE_SUFFIXES, SPLITS, Box
 from visionops.errors import VisionOpsError
 
 _OBJ_FIX = "give every <object> a <name> and a <bndbox> with numeric xmin, ymin, xmax, ymax"
+DifficultPolicy = Literal["keep", "skip"]
 
 
 # --- pure helpers --------------------------------------------------------------------------------
@@ -80,8 +86,8 @@ def _parse_xml(path: Path, problems: Problems) -> ET.Element | None:
     return None
 
 
-def _objects(root: ET.Element, path: Path, problems: Problems) -> list[tuple[str, tuple[float, ...]]]:
-    """(name, (xmin, ymin, xmax, ymax)) of each <object>, as written in the file."""
+def _objects(root: ET.Element, path: Path, problems: Problems) -> list[tuple[str, tuple[float, ...], bool]]:
+    """(name, (xmin, ymin, xmax, ymax), difficult) of each <object>, as written in the file."""
     out = []
     for i, obj in enumerate(root.iter("object"), start=1):
         name = (obj.findtext("name") or "").strip()
@@ -96,7 +102,7 @@ def _objects(root: ET.Element, path: Path, problems: Problems) -> list[tuple[str
             problems.add("bad_object", path, f"object #{i} ({name}): xmin, ymin, xmax, ymax {raw} are not all numbers",
                          _OBJ_FIX)
             continue
-        out.append((name, coords))
+        out.append((name, coords, (obj.findtext("difficult") or "0").strip() not in ("0", "", "false")))
     return out
 
 
@@ -167,13 +173,15 @@ def import_voc(
     split_ratios: Sequence[float] = (0.7, 0.15, 0.15),
     seed: int = 0,
     overwrite: bool = False,
+    difficult: DifficultPolicy = "keep",
 ) -> Path:
     """Import Pascal VOC XML into our layout at dst.
 
     `src` holds JPEGImages/ + Annotations/ (+ optional ImageSets/Main/{train,val,test}.txt, which
     then decide the splits and which images are imported) or is a flat folder of images with
     same-stem .xml files. `classes` fixes the class order (and rejects other names); by default
-    the sorted unique object names. Raises DataValidationError listing every problem.
+    the sorted unique object names. `difficult` keeps or skips objects marked difficult.
+    Raises DataValidationError listing every problem.
     """
     check_split_ratios(split_ratios)
     src = Path(src).resolve()
@@ -181,7 +189,8 @@ def import_voc(
         raise VisionOpsError(f"{src} is not a folder; pass a VOC folder (JPEGImages/ + Annotations/) or a flat folder")
     dst = check_destination(dst, [src], overwrite)
     problems = Problems(src)
-    parsed: list[tuple[Path, Path, str | None, list[tuple[str, tuple[float, ...]]]]] = []
+    parsed: list[tuple[Path, Path, str | None, list[tuple[str, tuple[float, ...], bool]]]] = []
+    report = ImportReport(format="voc", source=str(src))
     for xml, img_dir, split in _pairs(src, problems):
         root = _parse_xml(xml, problems)
         if root is None:
@@ -201,7 +210,7 @@ def import_voc(
                          "fix <size> (boxes must be in the image file's pixel coordinates)")
             continue
         parsed.append((xml, image, split, _objects(root, xml, problems)))
-    found_names = sorted({name for *_, objs in parsed for name, _ in objs})
+    found_names = sorted({name for *_, objs in parsed for name, _, _ in objs})
     names = list(classes) if classes else found_names
     if not names:
         problems.add("no_classes", src, "no objects found and no classes given", "pass classes=[...]")
@@ -210,7 +219,10 @@ def import_voc(
     for xml, image, split, objs in parsed:
         w, h = image_size(image)
         boxes = []
-        for i, (name, (xmin, ymin, xmax, ymax)) in enumerate(objs, start=1):
+        for i, (name, (xmin, ymin, xmax, ymax), hard) in enumerate(objs, start=1):
+            if hard and difficult == "skip":
+                report.skip(split, f"{xml} object #{i}", "difficult=1 (difficult policy: skip)")
+                continue
             if name not in class_of:
                 problems.add("unknown_class", xml, f"object #{i}: class {name!r} is not in classes {names}",
                              "add it to classes=[...] or fix the <name>")
@@ -222,13 +234,17 @@ def import_voc(
                              "fix the <bndbox> or delete the object")
                 continue
             boxes.append(box)
+        report.split(split).add_image(len(boxes))
         records.append(Record(image, boxes, split))
+    hard_total = sum(hard for *_, objs in parsed for _, _, hard in objs)
+    if hard_total:
+        report.notes.append(f"{hard_total} difficult object(s): {'kept' if difficult == 'keep' else 'skipped'}")
     if not records and not problems:
         problems.add("empty_dataset", src, "no annotated images found", "check the folder layout")
     problems.raise_if_any("Pascal VOC annotations")
-    records = assign_splits(records, split_ratios, seed)
+    records = assign_splits(records, split_ratios, seed, report)
     source = {"format": "voc", "path": str(src), "seed": seed, "split_ratios": list(split_ratios)}
-    return write_dataset(records, names, dst, source=source, overwrite=overwrite)
+    return write_dataset(records, names, dst, source=source, overwrite=overwrite, report=report)
 
 
 # --- export --------------------------------------------------------------------------------------
