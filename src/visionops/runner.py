@@ -30,6 +30,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from visionops.data.catalog import DatasetRef
+from visionops.data.naming import derived_name
 from visionops.errors import ModelNotFoundError, VisionOpsError
 from visionops.evaluation.challenge import EvaluationOutcome
 from visionops.hashing import value_digest
@@ -118,7 +119,7 @@ class Runner:
         folder = self.synthetic_folder()
         return self.register_folder(folder, self.base_settings.dataset_name, source=describe_source(folder))
 
-    def working_copy(self, source: Path | str | None = None, fmt: str = "yolo", *, images_dir: Path | None = None,
+    def working_copy(self, source: Path | str | None = None, fmt: str = "auto", *, images_dir: Path | None = None,
                      name: str | None = None, **options: Any) -> tuple[Path, str]:
         """(folder, name) of a data set to look at before registering it: `source` imported (its
         name: `name`, else derived from the source), or with no source the synthetic one."""
@@ -128,7 +129,7 @@ class Runner:
         return self.import_folder(Path(source), fmt, images_dir=images_dir, name=target_name, **options), target_name
 
     def import_source(
-        self, source: Path, fmt: str = "yolo", *, images_dir: Path | None = None, name: str | None = None,
+        self, source: Path, fmt: str = "auto", *, images_dir: Path | None = None, name: str | None = None,
         **options: Any,
     ) -> DatasetRef:
         """A team's export: imported (checked against its source), validated, registered, current.
@@ -140,16 +141,21 @@ class Runner:
         return self.register_folder(folder, target_name, source=describe_source(folder))
 
     def import_folder(
-        self, source: Path, fmt: str = "yolo", *, images_dir: Path | None = None, name: str | None = None,
+        self, source: Path, fmt: str = "auto", *, images_dir: Path | None = None, name: str | None = None,
         **options: Any,
     ) -> Path:
         """The imported working copy under data/work/ (not registered yet)."""
         from visionops.data.dataset import import_dataset
+        from visionops.data.formats.report import read_import_report
 
         s = self.base_settings
         target_name = name or derived_name(source)
-        return Path(import_dataset(Path(source), s.data_dir / "work" / f"{target_name}-import", target_name,
-                                   fmt, images_dir=images_dir, **options))
+        folder = Path(import_dataset(Path(source), s.data_dir / "work" / f"{target_name}-import", target_name,
+                                     fmt, images_dir=images_dir, **options))
+        report = read_import_report(folder)
+        if report is not None:  # what was read and carried, per split: printed wherever the import ran
+            self.say("import", report.render())
+        return folder
 
     def register_folder(self, folder: Path, name: str, *, source: dict[str, Any] | None = None) -> DatasetRef:
         """Validate and register a working copy (content-hash version) and make it current."""
@@ -322,7 +328,7 @@ class Runner:
             )
         return registry.require_champion(s)
 
-    def run(self, dataset: str | DatasetRef | None = None, *, source: Path | None = None, fmt: str = "yolo",
+    def run(self, dataset: str | DatasetRef | None = None, *, source: Path | None = None, fmt: str = "auto",
             images_dir: Path | None = None, name: str | None = None, reuse: bool = False) -> RunResult:
         """The whole lifecycle in order. `source` imports (and makes current) a team's export
         first; else `dataset` (`name[:version]`), else the current data set, else synthetic.
@@ -432,20 +438,6 @@ def _same_data(dataset: DatasetRef, trained: TrainResult) -> None:
             f"{trained.dataset_name}:{trained.dataset_version}, not on {_id(dataset)}; evaluate it on the "
             "data set it was trained on (its test split is the frozen one)"
         )
-
-
-def derived_name(source: Path) -> str:
-    """A catalog name from a source path: the folder's name (or the yaml/json's stem when the
-    source is a file named after something other than the format's default), sanitised."""
-    import re
-
-    p = Path(source).expanduser()
-    generic = {"data", "dataset", "annotations", "config", "labels", "instances", "export", "train", "obj"}
-    stem = p.stem if p.is_file() else p.name
-    if p.is_file() and stem.lower() in generic:
-        stem = p.parent.name
-    name = re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-_").lower()
-    return name or "dataset"
 
 
 def _code_version() -> str:

@@ -129,7 +129,7 @@ def run_cmd(
     profile: ProfileOpt = "quick",
     source: Annotated[Path | None, typer.Option(
         help="Import this export first (and make it current) instead of using a registered data set.")] = None,
-    fmt: FormatOpt = "yolo",
+    fmt: FormatOpt = "auto",
     images: Annotated[Path | None, typer.Option(help="Image folder for a COCO/AutoML source.")] = None,
     name: Annotated[str | None, typer.Option(help="Name for the imported data set (default: from the source).")]
     = None,
