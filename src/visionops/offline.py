@@ -4,8 +4,9 @@ Ultralytics reaches for the network in several places even when everything it ne
 disk: a DNS probe at import, a HEAD request for Arial.ttf when it checks a data set or draws a
 plot, pip installs of missing packages, an AMP check that downloads yolo26n.pt on a GPU, hub
 sync and its own MLflow callback (which sends MLflow telemetry). Each switch below turns one of
-these off; `configure()` must run before `ultralytics` is first imported, which is why
-`visionops/__init__.py` applies the environment part at package import.
+these off. Nothing happens at import: every path that imports Ultralytics calls `configure()`
+(or `set_threads()`) first, and `tracking.configure_mlflow` applies the MLflow switches before
+MLflow is used (they are read when MLflow first needs them, not when it is imported).
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ _ENV_DEFAULTS = {
 _configured_dir: Path | None = None
 
 
-def apply_env(yolo_config_dir: Path) -> None:
-    """Environment switches; values the user set explicitly are kept."""
+def apply_env(yolo_config_dir: Path | None = None) -> None:
+    """Environment switches (and Ultralytics' config dir, when given); values the user set
+    explicitly are kept."""
     for key, value in _ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
-    os.environ.setdefault("YOLO_CONFIG_DIR", str(yolo_config_dir))
+    if yolo_config_dir is not None:
+        os.environ.setdefault("YOLO_CONFIG_DIR", str(yolo_config_dir))
 
 
 def _install_fonts(config_dir: Path) -> None:
@@ -74,6 +77,7 @@ def _keep_pil_errors() -> None:
     wrapper its plugins are registered, so it calls PIL's own open directly."""
     import importlib.util
 
+    apply_env()  # before Ultralytics' first import: no DNS probe, no auto-install
     import ultralytics.utils.patches as patches
 
     if importlib.util.find_spec("pi_heif") is None:

@@ -22,6 +22,9 @@ _BAD_CHARS = re.compile(r"[^0-9A-Za-z_\-./ ]")
 
 def configure_mlflow(settings: Settings, experiment: str | None = None) -> str:
     """Point MLflow at the settings' store and experiment; returns the experiment id."""
+    from visionops import offline
+
+    offline.apply_env(settings.yolo_config_dir)  # telemetry off before MLflow's first call
     import mlflow
 
     in_azure_job = bool(os.environ.get("AZUREML_RUN_ID")) and bool(os.environ.get("MLFLOW_TRACKING_URI"))

@@ -61,3 +61,36 @@ def test_unreadable_images_still_raise_pil_errors_after_ultralytics_is_loaded(tm
     bad.write_bytes(b"definitely not an image")
     with pytest.raises(UnidentifiedImageError):
         Image.open(bad)
+
+
+def test_importing_visionops_has_no_side_effect(tmp_path):
+    """`import visionops` (and its core modules) reads no .env, builds no settings and leaves the
+    environment alone; the offline switches apply where a function needs them."""
+    import subprocess
+    import sys
+
+    (tmp_path / ".env").write_text("VISIONOPS_PROFILE=full\n")
+    code = (
+        "import os, json; before = dict(os.environ)\n"
+        "import visionops, visionops.runner, visionops.settings, visionops.serving.score\n"
+        "from visionops.settings import _cached\n"
+        "print(json.dumps({'changed': sorted(k for k in set(os.environ) | set(before)\n"
+        "                                    if os.environ.get(k) != before.get(k)),\n"
+        "                  'settings_built': _cached.cache_info().currsize}))\n"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith(("YOLO_", "MLFLOW_", "DO_NOT"))}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          check=True)
+    import json
+
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"changed": [], "settings_built": 0}
+
+
+def test_mlflow_switches_apply_before_mlflow_is_used(fresh_settings, monkeypatch):
+    import os
+
+    from visionops.tracking import configure_mlflow
+
+    monkeypatch.delenv("MLFLOW_DISABLE_TELEMETRY", raising=False)
+    configure_mlflow(fresh_settings)
+    assert os.environ["MLFLOW_DISABLE_TELEMETRY"] == "true"
