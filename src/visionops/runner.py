@@ -56,6 +56,11 @@ LAST_RUN = "last_run.json"
 Say = Callable[[str, str], None]
 
 
+def print_step(step: str, message: str) -> None:
+    """An `on_step` for notebooks: each step says what it does, in the cell's output."""
+    print(f"{step}: {message}")
+
+
 def request_key(request: dict[str, Any]) -> str:
     """A short, stable hash of a step's request (sorted JSON)."""
     return value_digest(request)

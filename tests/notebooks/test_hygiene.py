@@ -107,21 +107,22 @@ def test_notebook_hygiene(name):
 
 
 @pytest.mark.parametrize("name", EXPECTED)
-def test_azure_calls_are_guarded(name):
-    """Cells that reach Azure-only workspace methods run under `if backend == "azure":`."""
-    azure_only = {"ensure_environment", "registry_settings", "submit_training", "wait_training", "stage_deployment",
-                  "shift_traffic", "smoke_test"}
+def test_notebooks_never_branch_on_the_backend(name):
+    """A notebook chooses the backend (its `backend` parameter) and calls the Workspace interface;
+    it never tests which backend it runs on, nor calls a method only one backend has."""
+    from visionops.workspace.base import Workspace
+
+    interface = {n for n in dir(Workspace) if not n.startswith("_")}
     for c in _load(name).cells:
         if c.cell_type != "code":
             continue
         tree = _python(c.source)
-        guarded: set[int] = set()
         for node in ast.walk(tree):
-            if isinstance(node, ast.If) and "backend" in ast.unparse(node.test) and "azure" in ast.unparse(node.test):
-                guarded |= {id(n) for n in ast.walk(node)}
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Attribute) and node.attr in azure_only:
-                assert id(node) in guarded, f"{name}: {node.attr} outside `if backend == 'azure':`\n{c.source}"
+            if isinstance(node, (ast.If, ast.IfExp)):
+                assert "backend" not in ast.unparse(node.test), f"{name}: branches on the backend\n{c.source}"
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                    and node.value.id == "workspace" and not node.attr.startswith("_")):
+                assert node.attr in interface, f"{name}: workspace.{node.attr} is not in the Workspace interface"
 
 
 def test_profile_files_name_the_profile_and_only_notebook_parameters():

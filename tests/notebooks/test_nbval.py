@@ -106,7 +106,7 @@ def test_nbval(name, nbval_root, netblocked_env):
         assert recorded["champion_version_before"] == "1" and recorded["decision"] == "reject"
         assert recorded["registered"] is False
     if name == "02_model_training":
-        assert recorded["azure_job"]["status"] == "Completed"
+        assert recorded["compute_job"]["status"] == "Completed"
     if name == "00_environment_setup":
         assert set(recorded["azure_environments"]) == {"training", "inference"}
 

@@ -58,6 +58,13 @@ class Workspace(ABC):
     def wait_training(self, job_id: str) -> dict[str, Any]:
         """Block until the job ends; returns its status and metrics; raises when it failed."""
 
+    # --- environments -------------------------------------------------------------------------
+    def prepare_environments(self) -> dict[str, str]:
+        """Make the environments that jobs and deployments run in exist: {kind: id}. Locally this
+        Python environment runs everything, so there is nothing to register ({}); the azure
+        backend registers its Azure ML environments by content version."""
+        return {}
+
     # --- the current data set ---------------------------------------------------------------
     def current_dataset(self) -> DatasetRef | None:
         """The data set that an import or registration last made current here, if any."""
@@ -109,6 +116,15 @@ class Workspace(ABC):
         """Serve a registered version (default: the champion) behind score.py; replaces an endpoint
         of the same name. Key auth (Authorization: Bearer <key>) unless auth=False. The returned
         info carries the key as a SecretStr (never in its repr or dumps)."""
+
+    def check_endpoint(self, endpoint: EndpointInfo, dataset_dir: Path, *, conf: float = 0.25) -> dict[str, Any]:
+        """The endpoint's smoke test (health, a known image of the data set's test split, a bad
+        request answered 4xx): {"ok", "checks", "detail"}. The azure backend smoke-tests every
+        deployment before it takes traffic and reports that."""
+        from visionops.serving.smoke_test import known_image_from_dataset, run_smoke_test
+
+        smoke = run_smoke_test(endpoint, known_image_from_dataset(dataset_dir), conf=conf)
+        return {"ok": smoke.ok, "checks": {c.name: c.ok for c in smoke.checks}, "detail": smoke.summary()}
 
     @abstractmethod
     def invoke_endpoint(self, endpoint: EndpointInfo, payload: dict[str, Any]) -> dict[str, Any]:

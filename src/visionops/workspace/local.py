@@ -7,9 +7,8 @@ from typing import Any
 
 from visionops.data.catalog import DatasetRef, LocalDatasetCatalog
 from visionops.pipeline.runs import PipelineRunInfo, PublishedPipeline
-from visionops.profiles import get_profile
 from visionops.serving.endpoint import EndpointClient, EndpointInfo
-from visionops.training import TrainResult, train
+from visionops.training import TrainResult
 from visionops.workspace.base import Workspace
 
 
@@ -34,8 +33,11 @@ class LocalWorkspace(Workspace):
         return self.catalog.list(name)
 
     def submit_training(self, dataset: DatasetRef, profile: str, **knobs: Any) -> str:
-        """Trains right here (the laptop is the compute); the job id is the MLflow run id."""
-        result = train(dataset, get_profile(profile, **knobs).train, self.settings, profile=profile)
+        """Trains right here with the lifecycle runner (the laptop is the compute), reusing a training
+        of the same request (notebook 02's); the job id is the MLflow run id."""
+        from visionops.runner import Runner
+
+        result = Runner(self.settings, profile, knobs, workspace=self).train(dataset)
         self._jobs[result.run_id] = result
         return result.run_id
 
