@@ -7,7 +7,6 @@ content twice gives the same version on any machine and on Azure ML.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
 from datetime import UTC, datetime
@@ -17,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from visionops.data.layout import MANIFEST, SPLITS, iter_items, read_class_names, read_labels
+from visionops.hashing import Hasher
 
 VERSION_LENGTH = 12  # hex digits: enough to never collide in one catalog, short enough to read
 
@@ -48,25 +48,15 @@ class Manifest(BaseModel):
         return sum(s.boxes for s in self.splits.values())
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def content_hash(root: Path) -> str:
     """Hash of class names plus every image/label path and content (manifest excluded)."""
     root = Path(root)
-    h = hashlib.sha256()
-    h.update(json.dumps(read_class_names(root)).encode())
+    h = Hasher().text(json.dumps(read_class_names(root)))
     for item in iter_items(root):
         for p in (item.image, item.label):
             if p.exists():
-                h.update(p.relative_to(root).as_posix().encode())
-                h.update(_sha256(p).encode())
-    return h.hexdigest()[:VERSION_LENGTH]
+                h.file(p, p.relative_to(root).as_posix())
+    return h.hexdigest(VERSION_LENGTH)
 
 
 def count(root: Path) -> dict[str, SplitCounts]:

@@ -6,7 +6,6 @@ at the first problem: each names the file (and line) and says what to do.
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from visionops.data.layout import (
     read_class_names,
 )
 from visionops.errors import DataValidationError
+from visionops.hashing import file_digest
 
 _EPS = 1e-6  # float slack for boxes that touch the border
 MIN_BOX_PX = 2.0  # a side below this after denormalising cannot be a real object: a units mistake
@@ -269,7 +269,7 @@ def validate(root: Path, splits: tuple[str, ...] = SPLITS) -> ValidationReport:
                 add(Problem("corrupt_image", rel, reason, "replace the file with a readable JPEG/PNG or delete it"))
             else:
                 sizes.setdefault(img.stem, size)
-                digest = hashlib.sha256(img.read_bytes()).hexdigest()
+                digest = file_digest(img)
                 if digest in seen_content and seen_content[digest][0] != split:
                     by_split_dupes[(digest, seen_content[digest][1])].append(rel)
                 else:
