@@ -219,24 +219,34 @@ class Predictor(ABC):
 
 
 # --- ONNX Runtime ------------------------------------------------------------------------------
+def resize_bilinear(img: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Bilinear resize with OpenCV's INTER_LINEAR sampling (no antialiasing; pixel values within 1
+    grey level of cv2.resize, as a test checks), done by Pillow's affine transform so that the
+    ONNX serving environment needs no OpenCV (159 MB of a 428 MB image, see docs/benchmarks.md)."""
+    h, w = img.shape[:2]
+    im = Image.fromarray(np.ascontiguousarray(img))
+    coeffs = (w / width, 0.0, 0.0, 0.0, h / height, 0.0)
+    return np.asarray(im.transform((width, height), Image.Transform.AFFINE, coeffs, resample=Image.Resampling.BILINEAR))
+
+
 def letterbox(img: np.ndarray, size: int) -> tuple[np.ndarray, tuple[float, float], tuple[int, int]]:
-    """Resize keeping the aspect ratio and pad to size x size, exactly as Ultralytics' LetterBox
-    (auto=False, center=True): same rounding, same INTER_LINEAR resize, same grey.
+    """Resize keeping the aspect ratio and pad to size x size as Ultralytics' LetterBox
+    (auto=False, center=True): the same new size, rounding and padding, the same grey, and its
+    INTER_LINEAR sampling (see `resize_bilinear`).
 
     Returns the padded image, the (x, y) gains and the (left, top) padding, for mapping back.
     """
-    import cv2
-
     h, w = img.shape[:2]
     r = min(size / h, size / w)
     new_w, new_h = max(round(w * r), 1), max(round(h * r), 1)
     if (w, h) != (new_w, new_h):
-        img = cv2.resize(img, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+        img = resize_bilinear(img, new_w, new_h)
     dw, dh = (size - new_w) / 2, (size - new_h) / 2
     top, bottom = round(dh - 0.1), round(dh + 0.1)
     left, right = round(dw - 0.1), round(dw + 0.1)
-    img = cv2.copyMakeBorder(img, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3)
-    return img, (new_w / w, new_h / h), (left, top)
+    out = np.full((new_h + top + bottom, new_w + left + right, 3), PAD_VALUE, dtype=np.uint8)
+    out[top:top + new_h, left:left + new_w] = img
+    return out, (new_w / w, new_h / h), (left, top)
 
 
 @dataclass(frozen=True)
