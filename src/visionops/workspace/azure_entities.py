@@ -30,10 +30,11 @@ from azure.ai.ml.entities import (
 from visionops.data.catalog import DatasetRef
 from visionops.errors import ConfigError
 from visionops.pipeline.components import load_components, step_environment
+from visionops.pipeline.steps import model_name_for
 from visionops.settings import Settings
 
 TRAINING_ENV = "training"
-INFERENCE_ENV = "inference"
+INFERENCE_ENV = "inference"  # the ONNX runtime's; serving.runtimes.ENVIRONMENTS maps each runtime
 
 # GPU sizes Azure has retired; a cluster of these can no longer be created (K80, P100, P40, M60
 # retired 2023-08/09; V100 NCv3 retired 2025-09-30). Anchor templates still default to Standard_NC6.
@@ -175,14 +176,16 @@ def training_job(
     return command(
         name=None,
         display_name=f"train {dataset.name}:{dataset.version} ({profile})",
-        description="visionops.pipeline.steps train on an Azure ML compute cluster",
+        description="visionops.cli.steps train on an Azure ML compute cluster",
         experiment_name=settings.experiment_name,
         command=spec.command_for(set(inputs)),
         code=str(root),
         inputs=inputs,
         outputs={"model": Output(type=AssetTypes.URI_FOLDER)},
         environment=environment,
-        environment_variables=step_environment(settings, code_root=root, local=False),
+        # the model is named after the data set it trains on (<dataset>-detector) unless one is set
+        environment_variables=step_environment(
+            settings.with_overrides(model_name=model_name_for(settings, dataset.name)), code_root=root, local=False),
         compute=settings.compute_name,
         tags={"project": "visionops", "profile": profile, "dataset": f"{dataset.name}:{dataset.version}"},
     )
@@ -199,8 +202,8 @@ def online_endpoint(settings: Settings, name: str, *, traffic: dict[str, int] | 
     common = {
         "name": name,
         "auth_mode": "key",
-        "description": f"VisionOps detector {settings.model_name}",
-        "tags": {"project": "visionops", "model": settings.model_name},
+        "description": f"VisionOps detector {settings.registered_model_name}",
+        "tags": {"project": "visionops", "model": settings.registered_model_name},
     }
     if traffic is not None:
         common["traffic"] = dict(traffic)
