@@ -11,6 +11,11 @@ PROFILE ?= quick
 PIP_VERSION := 26.3
 PYTEST_ARGS ?=
 NOTEBOOK_ARGS ?=
+# Your own data: make notebooks|demo|run SOURCE=path/to/export [FORMAT=auto|yolo|coco|voc|automl]
+SOURCE ?=
+FORMAT ?= auto
+SOURCE_PARAMS = $(if $(SOURCE),--param source=$(abspath $(SOURCE)) --param source_format=$(FORMAT))
+SOURCE_OPTS = $(if $(SOURCE),--source $(abspath $(SOURCE)) --format $(FORMAT))
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-16s %s\n", $$1, $$2}'
@@ -27,7 +32,7 @@ setup: $(STAMP) ## create .venv and install the pinned stack (skipped when up to
 	@if git rev-parse --git-dir >/dev/null 2>&1 && ! git config --get filter.nbstripout.clean >/dev/null; then \
 		$(BIN)/nbstripout --install; fi
 
-demo: setup ## set up, run notebooks 00..05 (quick profile), leave the model served, print a summary
+demo: setup ## set up, run notebooks 00..05 (quick profile; SOURCE=your export), leave the model served, print a summary
 	$(MAKE) --no-print-directory notebooks PROFILE=$(PROFILE) NOTEBOOK_ARGS="--param keep_endpoint=true"
 	$(BIN)/visionops demo-summary
 
@@ -38,11 +43,11 @@ test: setup ## set up, then run every test (installs Debian's chromium for the b
 lint: setup ## ruff over src, tests and benchmarks
 	$(BIN)/ruff check src tests benchmarks
 
-run: setup ## the whole lifecycle with the CLI: make run PROFILE=smoke|quick|full
-	$(BIN)/visionops run --profile $(PROFILE)
+run: setup ## the whole lifecycle with the CLI: make run PROFILE=smoke|quick|full [SOURCE=path/to/export]
+	$(BIN)/visionops run --profile $(PROFILE) $(SOURCE_OPTS)
 
-notebooks: setup ## notebooks 00..05 with papermill into outputs/notebooks (.ipynb + .html): make notebooks PROFILE=smoke|quick|full
-	$(BIN)/visionops notebooks --profile $(PROFILE) $(NOTEBOOK_ARGS)
+notebooks: setup ## notebooks 00..05 with papermill into outputs/notebooks: make notebooks PROFILE=smoke|quick|full [SOURCE=path/to/export]
+	$(BIN)/visionops notebooks --profile $(PROFILE) $(SOURCE_PARAMS) $(NOTEBOOK_ARGS)
 
 lab: setup ## JupyterLab on the notebooks (installs the optional `lab` extra the first time)
 	@test -x $(BIN)/jupyter-lab || $(BIN)/pip install -c requirements/constraints.txt -e '.[lab]'
@@ -60,22 +65,26 @@ bench-serve: setup ## benchmark: in-process vs local endpoint, ONNX Runtime vs P
 bench-notebooks: setup ## benchmark: each notebook's time with papermill, smoke profile (target: <= 5 min for all six)
 	$(BIN)/python benchmarks/bench_notebooks.py
 
+bench-envs: setup ## benchmark: ONNX vs PyTorch inference environment, installed size, cold start, latency (uses PyPI)
+	$(BIN)/python benchmarks/bench_envs.py
+
 lock: ## re-resolve every pin into requirements/constraints.txt (needs PyPI)
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/python -m pip install --quiet --upgrade "pip==$(PIP_VERSION)"
-	.venv-lock/bin/python -m pip install --quiet -e ".[dev,azure,lab]"
+	.venv-lock/bin/python -m pip install --quiet -e ".[dev,azure,lab,onnx]"
 	{ echo "# Full pin set for every extra (base, dev, azure, lab), resolved together in one pip run."; \
 	  echo "# Regenerate with: make lock"; \
 	  .venv-lock/bin/python -m pip freeze --exclude-editable; } > requirements/constraints.txt
 	rm -rf .venv-lock
 
 azure-validate: setup ## offline Azure checks, no account: Azure DevOps YAML against Microsoft's schema, then tests/azure
-	$(BIN)/python -m visionops.ci.ado_schema ado_pipelines
+	$(BIN)/python scripts/ado_schema.py ado_pipelines
 	$(BIN)/python -m pytest tests/azure -q $(PYTEST_ARGS)
 
 clean: ## remove generated data and outputs (keeps .venv)
 	rm -rf outputs/* data/* .ultralytics
 	git checkout -- outputs/README.md data/README.md
 
-.PHONY: help setup demo test lint run notebooks lab mlflow-ui bench-train bench-serve bench-notebooks lock azure-validate \
+.PHONY: help setup demo test lint run notebooks lab mlflow-ui bench-train bench-serve bench-notebooks bench-envs lock \
+	azure-validate \
 	clean

@@ -112,14 +112,14 @@ def main() -> None:
         "threads": threads, "args": prof.train.ultralytics_args(),
     }
     def run_ours(i: int) -> dict:
-        out_dir = root / f"ours-{i}"
+        meta = root / f"ours-{i}.json"
         cmd = [*visionops_cli, "train", "--profile", args.profile, "--dataset", f"bench:{ref.version}",
-               "--out", str(out_dir)]
+               "--no-reuse", "--metadata", str(meta)]
         if args.epochs:
             cmd += ["--epochs", str(args.epochs)]
-        wall, _ = _run(cmd, env)
-        result = json.loads((out_dir / "train_result.json").read_text())
-        score = _score(python, env, out_dir / "weights" / "best.pt", Path(data_yaml), prof.train.imgsz)
+        wall, _ = _run(cmd, env)  # the whole command: the runner, validation, MLflow and training
+        result = json.loads(meta.read_text())
+        score = _score(python, env, Path(result["weights"]), Path(data_yaml), prof.train.imgsz)
         return {"variant": "visionops", "round": i, "wall_s": wall, "train_s": result["duration_s"],
                 "threads": result["threads"], **score}
 

@@ -181,7 +181,9 @@ def test_05_pipeline(walkthrough):
         assert s["registered_version"] == "2" and versions == ["1", "2"] and champion.version == "2"
     else:
         assert s["registered_version"] is None and versions == ["1"] and champion.version == "1"
-    assert Path(s["url"]).is_dir() and (Path(s["url"]) / "run.json").is_file()
+    record = json.loads(Path(s["url"]).read_text())  # the run's record, beside the runner's step folders
+    assert record["run_id"] == s["run_id"] and record["status"] == "Completed"
+    assert all(Path(step["log"]).is_file() for step in record["steps"])
     published = s["published"]
     assert published["backend"] == "local" and published["version"] == pipeline_version()
     assert Path(published["location"]).is_file()

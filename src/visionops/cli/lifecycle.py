@@ -39,6 +39,8 @@ def train_cmd(
     model: ModelOpt = None,
     seed: Annotated[int | None, typer.Option(help="Seed for training (default: VISIONOPS_SEED or 0).")] = None,
     reuse: Annotated[bool, typer.Option(help="Reuse an earlier training with the same request.")] = False,
+    metadata: Annotated[Path | None, typer.Option(
+        help="Also write the training result (run id, weights, metrics) as JSON here.")] = None,
 ) -> None:
     """Train a YOLO detector on a registered data set (validated first), tracked in MLflow."""
     from visionops.runner import Runner
@@ -48,6 +50,9 @@ def train_cmd(
     result = runner.train(ref, reuse=reuse)
     console.print(f"trained in {result.duration_s:.0f}s: {json.dumps(result.metrics)}")
     console.print(f"MLflow run {result.run_id}; weights {result.weights}")
+    if metadata:
+        metadata.parent.mkdir(parents=True, exist_ok=True)
+        metadata.write_text(result.model_dump_json(indent=2))
 
 
 @app.command("evaluate")
