@@ -1,6 +1,9 @@
 """What Azure ML uploads as the code snapshot, decided by azure-ai-ml's own ignore-file logic
-(`Code` asset -> get_ignore_file -> IgnoreFile; files enumerated as the upload enumerates them),
-applied to a temporary copy of the repository layout with everything that must stay home."""
+(`Code` asset -> get_ignore_file -> IgnoreFile; files enumerated as the upload enumerates them).
+
+Jobs, pipeline steps and deployments all snapshot `src/` (the components' `code:`), so the
+repository's data, outputs, virtual environments, notebooks and secrets are never near it; inside
+src/, caches, weights, stores and secrets a developer may leave there stay home too."""
 
 from __future__ import annotations
 
@@ -13,27 +16,23 @@ from azure.ai.ml.entities._assets._artifacts.code import Code
 
 pytestmark = pytest.mark.azure
 
-SHIPPED = [  # what a job needs
-    "pyproject.toml", "src/visionops/__init__.py", "src/visionops/pipeline/steps.py",
-    "src/visionops/pipeline/components/train.yml", "environments/conda/training.yml",
-    "notebooks/05_training_pipeline.ipynb",
+SHIPPED = [  # what a job and a deployment need
+    "visionops/__init__.py", "visionops/cli/steps.py", "visionops/pipeline/steps.py",
+    "visionops/pipeline/components/train.yml", "visionops/serving/score.py",
 ]
-KEPT_HOME = [  # data, outputs, environments, secrets, checkpoints, weights
-    "data/catalog/shapes/4112fc229996/images/train/0001.jpg", "data/work/shapes-smoke/labels/train/0001.txt",
-    "outputs/mlflow.db", "outputs/runs/train/weights/best.pt", "outputs/notebooks/01_dataset_setup.ipynb",
-    ".venv/lib/python3.11/site-packages/torch/__init__.py", ".venv-lock/bin/python",
-    ".env", "config.json", "notebooks/.ipynb_checkpoints/05_training_pipeline-checkpoint.ipynb",
-    "src/visionops/.ipynb_checkpoints/x-checkpoint.py", "src/visionops/__pycache__/settings.cpython-311.pyc",
-    "yolo11n.pt", "runs/detect/train/weights/last.pt", "exports/best.onnx", "mlruns/0/meta.yaml",
-    ".ultralytics/Ultralytics/Arial.ttf", ".git/HEAD", "visionops.egg-info/PKG-INFO",
+KEPT_HOME = [  # left in src/ by a developer: caches, checkpoints, weights, stores, secrets, run outputs
+    "visionops/__pycache__/settings.cpython-311.pyc", "visionops/.ipynb_checkpoints/x-checkpoint.py",
+    "visionops.egg-info/PKG-INFO", "yolo11n.pt", "exports/best.onnx", "outputs/mlflow.db", "data/work/a.jpg",
+    "runs/detect/train/weights/last.pt", "mlruns/0/meta.yaml", ".ultralytics/Ultralytics/Arial.ttf",
+    ".env", "config.json",
 ]
 
 
-def _layout(root: Path, repo_root: Path, relpaths: list[str]) -> None:
-    shutil.copy2(repo_root / ".amlignore", root / ".amlignore")
-    shutil.copy2(repo_root / "src" / ".amlignore", (root / "src").mkdir(parents=True) or root / "src" / ".amlignore")
+def _layout(src: Path, repo_root: Path, relpaths: list[str]) -> None:
+    src.mkdir(parents=True)
+    shutil.copy2(repo_root / "src" / ".amlignore", src / ".amlignore")
     for rel in relpaths:
-        path = root / rel
+        path = src / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"x" * 16)
 
@@ -44,30 +43,31 @@ def _snapshot(folder: Path) -> set[str]:
     return {Path(src).relative_to(folder.resolve()).as_posix() for src, _ in files}
 
 
-def test_job_snapshot_keeps_data_outputs_secrets_and_weights_home(tmp_path, repo_root):
-    _layout(tmp_path, repo_root, SHIPPED + KEPT_HOME)
-    snapshot = _snapshot(tmp_path)
+def test_the_components_and_deployments_snapshot_src(repo_root):
+    from visionops.pipeline.components import load_components
+    from visionops.workspace.azure_entities import source_root
+
+    assert {spec.code for spec in load_components().values()} == {repo_root / "src"} == {source_root()}
+    assert not (repo_root / ".amlignore").exists()  # nothing snapshots the repository root
+
+
+def test_snapshot_keeps_caches_weights_stores_and_secrets_home(tmp_path, repo_root):
+    _layout(tmp_path / "src", repo_root, SHIPPED + KEPT_HOME)
+    snapshot = _snapshot(tmp_path / "src")
     assert set(SHIPPED) <= snapshot
     leaked = sorted(set(KEPT_HOME) & snapshot)
     assert leaked == [], f"these would be uploaded with every job: {leaked}"
 
 
 def test_snapshot_hash_ignores_what_is_kept_home(tmp_path, repo_root):
-    """Azure ML reuses a code snapshot by content hash: new data or weights must not make a new one."""
-    _layout(tmp_path, repo_root, SHIPPED)
-    before = Code(path=str(tmp_path))._hash_sha256
+    """Azure ML reuses a code snapshot by content hash: new weights or caches must not make a new one."""
+    src = tmp_path / "src"
+    _layout(src, repo_root, SHIPPED)
+    before = Code(path=str(src))._hash_sha256
     for rel in KEPT_HOME:
-        path = tmp_path / rel
+        path = src / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"y" * 32)
-    assert Code(path=str(tmp_path))._hash_sha256 == before
-    (tmp_path / "src" / "visionops" / "pipeline" / "steps.py").write_text("changed")
-    assert Code(path=str(tmp_path))._hash_sha256 != before  # a code change is a new snapshot
-
-
-def test_deployment_snapshot_of_src(tmp_path, repo_root):
-    """Online deployments upload src/ (their code configuration); it has its own .amlignore."""
-    _layout(tmp_path, repo_root, SHIPPED + KEPT_HOME + ["src/visionops/serving/score.py"])
-    snapshot = _snapshot(tmp_path / "src")
-    assert {"visionops/serving/score.py", "visionops/__init__.py"} <= snapshot
-    assert not any("__pycache__" in p or "checkpoint" in p for p in snapshot)
+    assert Code(path=str(src))._hash_sha256 == before
+    (src / "visionops" / "pipeline" / "steps.py").write_text("changed")
+    assert Code(path=str(src))._hash_sha256 != before  # a code change is a new snapshot

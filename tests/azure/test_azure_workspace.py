@@ -139,10 +139,10 @@ def test_training_is_a_command_job_running_the_train_component(workspace, mock_c
     [job] = sent(mock_client, "jobs.create_or_update")
     assert isinstance(job, Command) and job_name == "mock-job-1"
     assert job.command == (
-        "PYTHONPATH=src python -m visionops.cli.steps train --data ${{inputs.data}} "
+        "python -m visionops.cli.steps train --data ${{inputs.data}} "
         "--out ${{outputs.model}} --profile ${{inputs.profile}} --epochs ${{inputs.epochs}}"
     )
-    assert job.code == str(repo_root)  # the snapshot root .amlignore filters
+    assert job.code == str(repo_root / "src")  # the snapshot: src/, filtered by src/.amlignore
     assert job.inputs["data"].path == f"azureml:shapes:{ref.version}" and job.inputs["data"].type == "uri_folder"
     assert (job.inputs["profile"]._data, job.inputs["epochs"]._data) == ("smoke", 1)
     assert job.compute == "gpu-cluster" and job.environment == workspace.environment_id("training")

@@ -34,8 +34,8 @@ def test_one_component_per_step_running_the_steps_module(specs, repo_root):
     assert set(specs) == set(STEP_NAMES)
     for step, spec in specs.items():
         assert spec.name == f"visionops_{step}"
-        assert spec.code == repo_root  # the snapshot is the repo root, filtered by .amlignore
-        assert spec.command.startswith(f"PYTHONPATH=src python -m visionops.cli.steps {step} ")
+        assert spec.code == repo_root / "src"  # the snapshot is src/, filtered by src/.amlignore
+        assert spec.command.startswith(f"python -m visionops.cli.steps {step} ")
         assert spec.environment == "azureml:visionops-training@latest"
         assert all(p.type == "uri_folder" for p in spec.outputs.values())
 

@@ -7,7 +7,6 @@ wire. Imported only by the azure backend.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -29,9 +28,10 @@ from azure.ai.ml.entities import (
 
 from visionops.data.catalog import DatasetRef
 from visionops.errors import ConfigError
+from visionops.hashing import Hasher
 from visionops.pipeline.components import load_components, step_environment
 from visionops.pipeline.steps import model_name_for
-from visionops.settings import Settings
+from visionops.settings import Settings, checkout_root
 
 TRAINING_ENV = "training"
 INFERENCE_ENV = "inference"  # the ONNX runtime's; serving.runtimes.ENVIRONMENTS maps each runtime
@@ -53,25 +53,24 @@ RETIRED_SKUS = {
 
 
 def source_root() -> Path:
-    """The repository root: the code snapshot of jobs (filtered by .amlignore) and the home of
-    environments/. Taken from the component YAMLs' `code:` so it is the folder Azure ML uploads."""
+    """The code snapshot of jobs, pipeline steps and deployments: `src/` (filtered by
+    src/.amlignore), taken from the component YAMLs' `code:` so it is the folder Azure ML uploads."""
     return load_components()["train"].code
 
 
 def content_version(*paths: Path) -> str:
-    """12 hex digits of the files' bytes: same files, same version, on every machine."""
-    h = hashlib.sha256()
+    """12 hex digits of the files' names and bytes: same files, same version, on every machine."""
+    h = Hasher()
     for p in paths:
-        h.update(Path(p).name.encode())
-        h.update(Path(p).read_bytes())
-    return h.hexdigest()[:12]
+        h.file(Path(p))
+    return h.hexdigest()
 
 
 # --- assets ------------------------------------------------------------------------------------
 def environment_asset(kind: str, root: Path | None = None) -> Environment:
     """environments/azureml/<kind>.yml loaded by azure-ai-ml (schema-checked; its conda_file path
     is relative to the YAML), versioned by the content of the YAML and its conda file."""
-    path = (root or source_root()) / "environments" / "azureml" / f"{kind}.yml"
+    path = (root or checkout_root()) / "environments" / "azureml" / f"{kind}.yml"
     if not path.is_file():
         raise ConfigError(f"{path} not found: the azure backend needs the environments/ folder of a source checkout")
     env = load_environment(source=str(path))
@@ -233,8 +232,7 @@ def online_deployment(
     The code configuration is the `src/` folder with scoring script visionops/serving/score.py:
     the inference server puts the code folder on sys.path, which makes `import visionops` work
     without installing the package in the image."""
-    root = root or source_root()
-    code = root / "src"
+    code = root / "src" if root is not None else source_root()
     if not (code / "visionops" / "serving" / "score.py").is_file():
         raise ConfigError(f"{code / 'visionops/serving/score.py'} not found: deploy from a source checkout")
     common: dict[str, Any] = {
