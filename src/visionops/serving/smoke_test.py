@@ -17,7 +17,8 @@ from typing import Any
 from PIL import Image
 from pydantic import BaseModel
 
-from visionops.data.layout import iter_images, label_path_for, read_class_names, read_labels
+from visionops.data.layout import iter_images
+from visionops.data.truth import labelled_image
 from visionops.errors import VisionOpsError
 from visionops.serving.endpoint import EndpointClient, EndpointError, EndpointInfo, encode_image
 
@@ -76,14 +77,8 @@ def iou(a: list[float], b: list[float]) -> float:
 
 def ground_truth(dataset: Path, split: str, image: Path) -> KnownImage:
     """An image of a data set in our layout, with its labels converted to pixel boxes."""
-    names = read_class_names(dataset)
-    w, h = Image.open(image).size
-    boxes = []
-    for b in read_labels(label_path_for(dataset, split, image)):
-        x0, y0, x1, y1 = b.corners()
-        label = names[b.cls] if 0 <= b.cls < len(names) else str(b.cls)
-        boxes.append((label, [x0 * w, y0 * h, x1 * w, y1 * h]))
-    return KnownImage(path=Path(image), boxes=boxes)
+    truth = labelled_image(dataset, split, image)
+    return KnownImage(path=Path(image), boxes=list(zip(truth.labels, truth.boxes, strict=True)))
 
 
 def known_image_from_dataset(dataset: Path | str, split: str = "test") -> KnownImage:
