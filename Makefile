@@ -68,6 +68,9 @@ bench-notebooks: setup ## benchmark: each notebook's time with papermill, smoke 
 bench-envs: setup ## benchmark: ONNX vs PyTorch inference environment, installed size, cold start, latency (uses PyPI)
 	$(BIN)/python benchmarks/bench_envs.py
 
+bench-sweep: setup ## benchmark: 8 sweep trials with vs without median pruning (target: <= 60 % of the time)
+	$(BIN)/python benchmarks/bench_sweep.py
+
 lock: ## re-resolve every pin into requirements/constraints.txt (needs PyPI)
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/python -m pip install --quiet --upgrade "pip==$(PIP_VERSION)"
@@ -86,5 +89,5 @@ clean: ## remove generated data and outputs (keeps .venv)
 	git checkout -- outputs/README.md data/README.md
 
 .PHONY: help setup demo test lint run notebooks lab mlflow-ui bench-train bench-serve bench-notebooks bench-envs lock \
-	azure-validate \
+	azure-validate bench-sweep \
 	clean

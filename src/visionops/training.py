@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -155,8 +156,12 @@ def train(
     profile: str = "custom",
     run_name: str | None = None,
     extra_tags: dict[str, str] | None = None,
+    callbacks: Mapping[str, Callable[[Any], None]] | None = None,
 ) -> TrainResult:
-    """Train on `dataset` with `spec`; one MLflow run holds params, per-epoch metrics, artifacts."""
+    """Train on `dataset` with `spec`; one MLflow run holds params, per-epoch metrics, artifacts.
+
+    `callbacks` (Ultralytics event -> function of the trainer) run after our epoch logger: a
+    sweep's pruner reads each epoch's metrics there and may set `trainer.stop` to end early."""
     data_yaml = Path(dataset.path) / "data.yaml"
     if not data_yaml.is_file():
         raise TrainingError(f"{data_yaml} not found: register the data set first (`visionops data register`)")
@@ -198,6 +203,8 @@ def train(
         )
         model = YOLO(source)
         for event, fn in _epoch_logger(client, run_id).items():
+            model.add_callback(event, fn)
+        for event, fn in (callbacks or {}).items():
             model.add_callback(event, fn)
         save_root = settings.runs_dir / "train"
         started = time.perf_counter()

@@ -1,0 +1,391 @@
+"""The local sweep: Optuna over the search space, one MLflow child run per trial, the best trial
+through the champion/challenger gate.
+
+- **Sampling**: Optuna's TPE sampler (a Bayesian optimiser: a different algorithm from Azure ML's
+  `bayesian`, the same idea). **Pruning**: Optuna's MedianPruner, fed each epoch's validation
+  metric by an Ultralytics `on_fit_epoch_end` callback; a pruned trial sets `trainer.stop`, so
+  Ultralytics ends training after that epoch (its final validation of best.pt still runs).
+  `model.tune()` is not used: its genetic search neither prunes nor draws from log or
+  categorical ranges, so it could not mirror the Azure ML space.
+- **Tracking**: one MLflow parent run per study (`sweep-<study>`); each trial is the usual
+  training run (`visionops.training.train`: params, per-epoch metrics, weights) made a child of it
+  with the `mlflow.parentRunId` tag. The parent records the space, then the best trial's params
+  (tags `best.<knob>`), value and run id, and `sweep/trials.json`.
+- **Resumable**: the study lives in `<outputs>/optuna.db` (sqlite, beside MLflow's `mlflow.db`)
+  under a name derived from data set, profile and space, so running the same sweep again adds
+  trials to it (and to the same parent run) instead of starting over.
+- **The gate**: the best completed trial's folder has the train step's layout
+  (`weights/best.pt`, `train_result.json`), so `Runner.evaluate` scores it against the champion on
+  the frozen test split and `Runner.register` registers it only on promote; the registered
+  version is then tagged with the sweep's parent run id (`sweep.parent_run_id`).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from visionops.data.catalog import DatasetRef
+from visionops.data.dataset import ref_from_folder
+from visionops.errors import TrainingError, VisionOpsError
+from visionops.hashing import value_digest
+from visionops.pipeline.steps import TRAIN_JSON, RegistrationResult
+from visionops.profiles import TrainSpec, get_profile
+from visionops.settings import Settings
+from visionops.sweep.space import (
+    ChoiceParam,
+    LogUniformParam,
+    RandintParam,
+    SearchSpace,
+    UniformParam,
+    load_space,
+    profile_knobs,
+    space_summary,
+)
+from visionops.training import TrainResult, check_model_source, clean_metrics, train
+
+SWEEPS_DIR = "sweeps"
+OPTUNA_DB = "optuna.db"
+SWEEP_JSON = "sweep.json"
+PARENT_ATTR = "mlflow_parent_run_id"
+
+Say = Callable[[str, str], None]
+
+
+class TrialRecord(BaseModel):
+    """One trial as the study and MLflow know it."""
+
+    number: int
+    state: str  # COMPLETE, PRUNED, FAIL, RUNNING
+    params: dict[str, Any]
+    value: float | None = None
+    run_id: str | None = None
+    epochs: int | None = None  # epochs actually trained (fewer when pruned)
+    duration_s: float | None = None
+    folder: str | None = None
+
+
+class SweepResult(BaseModel):
+    """What one `visionops sweep` did: the whole study so far, its best trial and the gate."""
+
+    study_name: str
+    storage: str
+    parent_run_id: str
+    dataset: DatasetRef
+    profile: str
+    metric: str
+    goal: str
+    new_trials: int
+    trials: list[TrialRecord]
+    best: TrialRecord
+    evaluation: dict[str, Any] | None = None
+    registration: RegistrationResult | None = None
+    duration_s: float
+
+    @property
+    def pruned(self) -> int:
+        return sum(t.state == "PRUNED" for t in self.trials)
+
+
+def optuna_storage(settings: Settings) -> str:
+    """The study's sqlite database, beside the local MLflow store (outputs/mlflow.db)."""
+    settings.outputs_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{settings.outputs_dir / OPTUNA_DB}"
+
+
+def study_name_for(dataset: DatasetRef, profile: str, space: SearchSpace, knobs: dict[str, Any] | None = None) -> str:
+    """Same data set version, profile, fixed knobs and space -> same study (so a rerun resumes it)."""
+    digest = value_digest({"space": space.model_dump(mode="json"), "knobs": knobs or {}})[:8]
+    return f"{dataset.name}-{dataset.version}-{profile}-{digest}"
+
+
+def suggest(trial: Any, space: SearchSpace) -> dict[str, Any]:
+    """Draw one value per knob with the Optuna call that matches its distribution."""
+    params: dict[str, Any] = {}
+    for name, p in space.parameters.items():
+        if isinstance(p, ChoiceParam):
+            params[name] = trial.suggest_categorical(name, p.values)
+        elif isinstance(p, LogUniformParam):
+            params[name] = trial.suggest_float(name, p.low, p.high, log=True)
+        elif isinstance(p, UniformParam):
+            params[name] = trial.suggest_float(name, p.low, p.high)
+        elif isinstance(p, RandintParam):
+            params[name] = trial.suggest_int(name, 0, p.upper - 1)  # Azure ML's Randint excludes upper
+        else:  # a new Param type must say how Optuna draws it
+            raise TypeError(f"no Optuna mapping for {type(p).__name__}")
+    return params
+
+
+def trial_spec(profile: str, base_knobs: dict[str, Any], params: dict[str, Any]) -> TrainSpec:
+    """The profile's training spec with the fixed knobs, then the trial's values, applied."""
+    base = get_profile(profile, **base_knobs).train
+    knobs = {**base_knobs, **profile_knobs(params, base)}
+    return get_profile(profile, **knobs).train
+
+
+class EpochPruner:
+    """An Ultralytics `on_fit_epoch_end` callback reporting each epoch's metric to the trial and
+    stopping training when the pruner says so (Ultralytics breaks out after that epoch).
+
+    Ultralytics fires the event once more after training, for the final validation of best.pt;
+    that call has the last epoch's number and is not reported again."""
+
+    def __init__(self, trial: Any, metric: str):
+        self.trial = trial
+        self.metric = metric
+        self.reported: set[int] = set()
+        self.pruned_at: int | None = None
+
+    def __call__(self, trainer: Any) -> None:
+        epoch = int(trainer.epoch) + 1
+        if epoch in self.reported or self.pruned_at is not None:
+            return
+        value = clean_metrics(dict(trainer.metrics)).get(self.metric)
+        if value is None:
+            return
+        self.reported.add(epoch)
+        self.trial.report(value, epoch)
+        if self.trial.should_prune():
+            self.pruned_at = epoch
+            trainer.stop = True
+
+
+def _write_trial_folder(result: TrainResult, folder: Path) -> TrainResult:
+    """The train step's layout (weights/best.pt, train_result.json), which Runner.evaluate reads."""
+    (folder / "weights").mkdir(parents=True, exist_ok=True)
+    shutil.copy2(result.weights, folder / "weights" / "best.pt")
+    result = result.model_copy(update={"weights": folder / "weights" / "best.pt"})
+    (folder / TRAIN_JSON).write_text(result.model_dump_json(indent=2))
+    return result
+
+
+class LocalSweep:
+    """A study on one data set with one profile; `run(n)` adds n trials, then gates the best."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        profile: str = "quick",
+        dataset: str | DatasetRef | None = None,
+        space: SearchSpace | Path | str | None = None,
+        knobs: dict[str, Any] | None = None,
+        study_name: str | None = None,
+        pruning: bool = True,
+        pruner_startup_trials: int = 2,
+        pruner_warmup_epochs: int = 1,
+        on_step: Say | None = None,
+    ):
+        from visionops.runner import Runner
+
+        self.space = space if isinstance(space, SearchSpace) else load_space(space)
+        self.knobs = {k: v for k, v in (knobs or {}).items() if v is not None}
+        self.profile = profile
+        self.say: Say = on_step or (lambda step, msg: None)
+        self.runner = Runner(settings, profile, self.knobs, on_step=self.say)
+        self.dataset = dataset if isinstance(dataset, DatasetRef) else self.runner.dataset(dataset)
+        self.settings = self.runner.settings_for(self.dataset)
+        self.study_name = study_name or study_name_for(self.dataset, profile, self.space, self.knobs)
+        self.pruning = pruning
+        self.pruner_startup_trials = pruner_startup_trials
+        self.pruner_warmup_epochs = pruner_warmup_epochs
+        self.folder = settings.outputs_dir / SWEEPS_DIR / self.study_name
+
+    # --- the study ---------------------------------------------------------------------------
+    def study(self) -> Any:
+        """The study (created, or loaded to resume), its sampler seeded past the trials it has,
+        so resumed trials do not redraw the first ones' values."""
+        import optuna
+
+        pruner = (optuna.pruners.MedianPruner(n_startup_trials=self.pruner_startup_trials,
+                                              n_warmup_steps=self.pruner_warmup_epochs)
+                  if self.pruning else optuna.pruners.NopPruner())
+        study = optuna.create_study(study_name=self.study_name, storage=optuna_storage(self.settings),
+                                    direction=self.space.goal, load_if_exists=True, pruner=pruner)
+        if study.direction.name.lower() != self.space.goal:
+            raise VisionOpsError(f"study {self.study_name} in {optuna_storage(self.settings)} "
+                                 f"{study.direction.name.lower()}s, the space says {self.space.goal}; "
+                                 "pass another --study name")
+        study.sampler = optuna.samplers.TPESampler(seed=self.settings.seed + len(study.trials))
+        return study
+
+    def check_models(self) -> None:
+        """Every model the space (or the profile) can train exists on disk or in Ultralytics:
+        a typo fails now, not at the trial that happens to draw it."""
+        choice = self.space.parameters.get("model")
+        models = list(choice.values) if isinstance(choice, ChoiceParam) else [None]
+        for model in models:
+            check_model_source(trial_spec(self.profile, self.knobs, {} if model is None else {"model": model}))
+
+    def _parent_run(self, study: Any) -> str:
+        """The sweep's MLflow parent run: the study's own when it has one (resume), else a new one."""
+        import mlflow
+        from mlflow.exceptions import MlflowException
+
+        from visionops.tracking import configure_mlflow, git_commit
+
+        exp_id = configure_mlflow(self.settings)
+        client = mlflow.MlflowClient()
+        known = study.user_attrs.get(PARENT_ATTR)
+        if known:
+            try:
+                client.get_run(known)
+                client.update_run(known, status="RUNNING")
+                return str(known)
+            except MlflowException:
+                self.say("sweep", f"parent run {known} is gone from {self.settings.tracking_uri}; starting a new one")
+        run = client.create_run(exp_id, run_name=f"sweep-{self.study_name}", tags={
+            "visionops.stage": "sweep", "visionops.profile": self.profile, "sweep.study": self.study_name,
+            "dataset.name": self.dataset.name, "dataset.version": self.dataset.version, "git.commit": git_commit(),
+            "sweep.metric": self.space.metric, "sweep.goal": self.space.goal,
+            "sweep.pruning": "median" if self.pruning else "none",
+        })
+        parent = run.info.run_id
+        client.log_batch(parent, params=_params({f"space.{k}": v for k, v in space_summary(self.space).items()}))
+        client.log_dict(parent, self.space.model_dump(mode="json"), "sweep/space.json")
+        study.set_user_attr(PARENT_ATTR, parent)
+        return parent
+
+    # --- one trial -----------------------------------------------------------------------------
+    def objective(self, parent_run_id: str) -> Callable[[Any], float]:
+        import mlflow
+        import optuna
+
+        def run_trial(trial: Any) -> float:
+            params = suggest(trial, self.space)
+            spec = trial_spec(self.profile, self.knobs, params)
+            check_model_source(spec)  # a model choice that does not exist fails before training
+            pruner = EpochPruner(trial, self.space.metric)
+            self.say("trial", f"{trial.number}: {json.dumps(params, default=str)}")
+            data = ref_from_folder(self.runner.local_path(self.dataset), backend=self.settings.backend)
+            result = train(
+                data, spec, self.settings, profile=self.profile, run_name=f"{self.study_name}-trial-{trial.number}",
+                extra_tags={"mlflow.parentRunId": parent_run_id, "sweep.study": self.study_name,
+                            "sweep.trial": str(trial.number)},
+                callbacks={"on_fit_epoch_end": pruner} if self.pruning else None,
+            )
+            folder = self.folder / f"trial-{trial.number:04d}"
+            result = _write_trial_folder(result, folder)
+            trial.set_user_attr("run_id", result.run_id)
+            trial.set_user_attr("folder", str(folder))
+            trial.set_user_attr("epochs", result.epochs)
+            trial.set_user_attr("duration_s", round(result.duration_s, 2))
+            client = mlflow.MlflowClient()
+            if pruner.pruned_at is not None:
+                client.set_tag(result.run_id, "sweep.state", "pruned")
+                self.say("trial", f"{trial.number}: pruned after epoch {pruner.pruned_at} "
+                                  f"({self.space.metric} below the median of earlier trials)")
+                raise optuna.TrialPruned(f"pruned after epoch {pruner.pruned_at}")
+            if self.space.metric not in result.metrics:
+                raise TrainingError(f"trial {trial.number} (MLflow run {result.run_id}) logged no "
+                                    f"{self.space.metric}; its metrics: {sorted(result.metrics)}")
+            client.set_tag(result.run_id, "sweep.state", "complete")
+            value = float(result.metrics[self.space.metric])
+            self.say("trial", f"{trial.number}: {self.space.metric} {value:.4f} in {result.epochs} epochs")
+            return value
+
+        return run_trial
+
+    # --- the whole sweep -------------------------------------------------------------------------
+    def run(self, trials: int, *, gate: bool = True) -> SweepResult:
+        """Add `trials` trials to the study, record the best in MLflow, and gate it."""
+        import mlflow
+
+        if trials < 1:
+            raise VisionOpsError(f"--trials must be at least 1, got {trials}")
+        started = time.perf_counter()
+        self.runner.validate(self.dataset)  # fails with every problem before any trial
+        self.check_models()
+        study = self.study()
+        before = len(study.trials)
+        parent = self._parent_run(study)
+        self.say("sweep", f"study {self.study_name} ({before} trial(s) so far) in {optuna_storage(self.settings)}; "
+                          f"MLflow parent run {parent}")
+        client = mlflow.MlflowClient()
+        try:
+            study.optimize(self.objective(parent), n_trials=trials)
+        except BaseException:
+            client.set_terminated(parent, status="FAILED")
+            raise
+        records = [_record(t) for t in study.trials]
+        done = [r for r in records if r.state == "COMPLETE"]
+        if not done:
+            client.set_terminated(parent, status="FAILED")
+            raise TrainingError(f"study {self.study_name} has no completed trial (all pruned or failed); "
+                                "run more trials, or sweep with --no-pruning")
+        best = _record(study.best_trial)
+        self._record_best(client, parent, best, records)
+        result = SweepResult(
+            study_name=self.study_name, storage=optuna_storage(self.settings), parent_run_id=parent,
+            dataset=self.dataset, profile=self.profile, metric=self.space.metric, goal=self.space.goal,
+            new_trials=len(records) - before, trials=records, best=best,
+            duration_s=round(time.perf_counter() - started, 2),
+        )
+        if gate:
+            result = self.gate(result)
+        client.set_terminated(parent, status="FINISHED")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / SWEEP_JSON).write_text(result.model_dump_json(indent=2))
+        client.log_dict(parent, json.loads(result.model_dump_json()), f"sweep/{SWEEP_JSON}")
+        return result
+
+    def _record_best(self, client: Any, parent: str, best: TrialRecord, records: list[TrialRecord]) -> None:
+        tags = {"best.trial": str(best.number), "best.run_id": best.run_id or "",
+                **{f"best.{k}": str(v) for k, v in best.params.items()}}
+        for key, value in tags.items():
+            client.set_tag(parent, key, value)
+        client.log_metric(parent, f"best_{self.space.metric}", float(best.value or 0.0), step=len(records))
+        client.log_metric(parent, "trials_pruned", sum(r.state == "PRUNED" for r in records), step=len(records))
+        client.log_dict(parent, [r.model_dump(mode="json") for r in records], "sweep/trials.json")
+        self.say("sweep", f"best trial {best.number}: {self.space.metric} {best.value:.4f} "
+                          f"{json.dumps(best.params, default=str)}")
+
+    def gate(self, result: SweepResult) -> SweepResult:
+        """The best trial through evaluate (against the champion, frozen test split) and register
+        (only on promote), like any training; a registered version names the sweep's parent run."""
+        if not result.best.folder:
+            raise TrainingError(f"best trial {result.best.number} has no folder recorded in the study")
+        trained = TrainResult.model_validate_json((Path(result.best.folder) / TRAIN_JSON).read_text())
+        outcome = self.runner.evaluate(self.dataset, trained)
+        registration = self.runner.register(self.dataset, trained, outcome)
+        if registration.registered and registration.version is not None:
+            registration = self._tag_lineage(registration, result)
+        return result.model_copy(update={"evaluation": outcome.summary(), "registration": registration})
+
+    def _tag_lineage(self, registration: RegistrationResult, result: SweepResult) -> RegistrationResult:
+        import mlflow
+
+        from visionops.tracking import configure_mlflow
+
+        configure_mlflow(self.settings)
+        client = mlflow.MlflowClient()
+        lineage = {"sweep.parent_run_id": result.parent_run_id, "sweep.study": result.study_name,
+                   "sweep.trial": str(result.best.number)}
+        for key, value in lineage.items():
+            client.set_model_version_tag(registration.model_name, registration.version, key, value)
+        return registration.model_copy(update={"tags": {**registration.tags, **lineage}})
+
+
+def run_sweep(settings: Settings, trials: int, *, gate: bool = True, **options: Any) -> SweepResult:
+    """`LocalSweep(settings, **options).run(trials)`: the notebook's and the CLI's one call."""
+    return LocalSweep(settings, **options).run(trials, gate=gate)
+
+
+def _record(trial: Any) -> TrialRecord:
+    return TrialRecord(
+        number=trial.number, state=trial.state.name, params=dict(trial.params), value=trial.value,
+        run_id=trial.user_attrs.get("run_id"), epochs=trial.user_attrs.get("epochs"),
+        duration_s=trial.user_attrs.get("duration_s"), folder=trial.user_attrs.get("folder"),
+    )
+
+
+def _params(values: dict[str, Any]) -> list[Any]:
+    from mlflow.entities import Param
+
+    return [Param(k, str(v)) for k, v in values.items()]
