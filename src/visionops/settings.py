@@ -115,12 +115,32 @@ class Settings(BaseSettings):
     compute_idle_seconds: int = Field(
         900, ge=0, description="Idle seconds before the training cluster scales back to zero nodes."
     )
+    gpus_per_node: int = Field(
+        1, ge=1, le=16,
+        description="GPUs per training node on Azure ML; above 1 Ultralytics runs DDP on one node (device 0,1,..).",
+    )
     azure_config_file: Path | None = Field(
         None, description="Workspace config.json (default: <root>/config.json or <root>/.azureml/config.json)."
     )
     azure_client_factory: str | None = Field(
         None, description="module:function returning the MLClient to use (tests/notebooks inject a mock with it)."
     )
+
+    # --- batch scoring (visionops predict; Azure ML batch endpoints) ----------------------------
+    batch_size: int = Field(16, ge=1, le=1024, description="Images per ONNX Runtime call in visionops predict.")
+    batch_endpoint_name: str = Field("visionops-batch", description="Azure ML batch endpoint name.")
+    batch_compute_name: str = Field("cpu-cluster", description="Azure ML compute cluster of the batch deployment.")
+    batch_compute_sku: str = Field("Standard_D4s_v3", description="VM size when the batch cluster is created.")
+    batch_instance_count: int = Field(2, ge=1, description="Nodes a batch scoring job runs on.")
+    batch_max_concurrency: int = Field(
+        2, ge=1, description="Scoring processes per node of a batch job (they share the node's cores and memory)."
+    )
+    batch_mini_batch_size: int = Field(20, ge=1, description="Image files per run() call of the batch scoring script.")
+    batch_error_threshold: int = Field(
+        -1, ge=-1, description="Failed files a batch job tolerates before it fails (-1: no limit)."
+    )
+    batch_max_retries: int = Field(3, ge=0, description="Retries of a mini-batch that fails or times out.")
+    batch_timeout_s: int = Field(300, ge=1, description="Seconds one mini-batch may take before it is retried.")
 
     @field_validator("root", mode="after")
     @classmethod
