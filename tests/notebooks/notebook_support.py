@@ -24,6 +24,8 @@ ORDER = (
     "03_model_evaluation",
     "04_model_deployment",
     "05_training_pipeline",
+    "06_hyperparameter_tuning",
+    "07_automl_benchmark",
 )
 CLI = str(Path(sys.executable).with_name("visionops"))
 # settings a developer may have exported, which would change what the notebooks do

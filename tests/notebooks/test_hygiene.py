@@ -30,6 +30,8 @@ EXPECTED = [
     "03_model_evaluation",
     "04_model_deployment",
     "05_training_pipeline",
+    "06_hyperparameter_tuning",
+    "07_automl_benchmark",
 ]
 HEX_ID = re.compile(r"\b[0-9a-f]{32}\b")
 _TM = TransformerManager()
@@ -48,7 +50,7 @@ def _params(nb) -> list:
     return [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
 
 
-def test_the_six_notebooks_in_order():
+def test_the_notebooks_in_order():
     found = sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
     assert found == EXPECTED
 

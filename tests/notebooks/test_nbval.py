@@ -48,6 +48,8 @@ AZURE = azure_extra_installed()
 
 # what each notebook must send to the mocked workspace (operation -> at least this many calls)
 EXPECTED_AZURE_CALLS = {
+    "07_automl_benchmark": {"jobs.create_or_update": 1},
+    "06_hyperparameter_tuning": {},
     "05_training_pipeline": {"data.create_or_update": 1, "jobs.create_or_update": 1,
                              "components.create_or_update": 5},
     "04_model_deployment": {"online_endpoints.begin_create_or_update": 2,
@@ -96,6 +98,13 @@ def test_nbval(name, nbval_root, netblocked_env):
         ops[call["op"]] = ops.get(call["op"], 0) + 1
     for op, at_least in EXPECTED_AZURE_CALLS[name].items():
         assert ops.get(op, 0) >= at_least, f"{name}: {op} called {ops.get(op, 0)} times, expected >= {at_least}: {ops}"
+    if name == "07_automl_benchmark":  # the azure backend submits the checked AutoML job
+        assert recorded["submitted"] is True and recorded["validated"] is True
+        assert recorded["url"].startswith("https://ml.azure.com/runs/")
+        jobs = [c for c in mock_calls(log) if c["op"] == "jobs.create_or_update"]
+        assert jobs[0]["type"] == "ImageObjectDetectionJob"
+    if name == "06_hyperparameter_tuning":
+        assert recorded["trials"] == 3 and recorded["registered"] is (recorded["decision"] == "promote")
     if name == "05_training_pipeline":
         assert recorded["status"] == "Completed" and recorded["url"].startswith("https://ml.azure.com/runs/")
         assert recorded["published"]["backend"] == "azure"

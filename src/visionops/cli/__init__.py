@@ -11,7 +11,7 @@ import sys
 import click
 import typer
 
-from visionops.cli import azure, data, lifecycle, notebooks, pipeline, serving, sweep  # noqa: F401  (register commands)
+from visionops.cli import azure, data, lifecycle, notebooks, pipeline, predict, serving, sweep  # noqa: F401  (register commands)
 from visionops.cli._app import app, console, err_console
 from visionops.errors import VisionOpsError
 

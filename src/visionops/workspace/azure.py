@@ -33,6 +33,10 @@ from visionops.settings import Settings
 from visionops.workspace.azure_client import make_ml_client
 from visionops.workspace.azure_entities import (
     TRAINING_ENV,
+    batch_compute,
+    batch_deployment,
+    batch_endpoint,
+    batch_environment,
     compute_cluster,
     data_asset,
     dataset_ref,
@@ -58,6 +62,20 @@ class StagedDeployment(BaseModel):
     model_version: str
     runtime: str
     already_live: bool = False  # the model version was serving already: nothing was created
+
+
+class BatchDeploymentInfo(BaseModel):
+    """A batch endpoint and the deployment its invocations go to by default."""
+
+    endpoint: str
+    deployment: str
+    model_name: str
+    model_version: str
+    compute: str
+    instance_count: int
+    max_concurrency_per_instance: int
+    mini_batch_size: int
+    output_file: str
 
 
 class AzureWorkspace(Workspace):
@@ -169,11 +187,15 @@ class AzureWorkspace(Workspace):
             return self.ml_client.compute.begin_create_or_update(wanted).result()
 
     # --- jobs ----------------------------------------------------------------------------------
-    def submit_training(self, dataset: DatasetRef, profile: str, **knobs: Any) -> str:
-        """Submit the train step as a command job; returns the job name."""
-        environment = self.ensure_environment(TRAINING_ENV)
+    def submit_training(self, dataset: DatasetRef, profile: str, *, gpus_per_node: int | None = None,
+                        **knobs: Any) -> str:
+        """Submit the train step as a command job; returns the job name. `gpus_per_node` (default:
+        VISIONOPS_GPUS_PER_NODE) above 1 trains with Ultralytics DDP on that many GPUs of one node;
+        the job is checked (cluster size, batch split) before anything is created."""
+        job = training_job(self.settings, dataset=dataset, profile=profile, environment=self.environment_id(
+            TRAINING_ENV), knobs=knobs, gpus_per_node=gpus_per_node)  # checked before anything is created
+        self.ensure_environment(TRAINING_ENV)  # the same content-hash id as environment_id's
         self.ensure_compute()
-        job = training_job(self.settings, dataset=dataset, profile=profile, environment=environment, knobs=knobs)
         created = self.ml_client.jobs.create_or_update(job, experiment_name=self.settings.experiment_name)
         return str(created.name)
 
@@ -491,6 +513,73 @@ class AzureWorkspace(Workspace):
             raise EndpointError(f"endpoint {name} answered {str(answer)[:300]}", body=answer)
         return answer
 
+    # --- batch endpoints -----------------------------------------------------------------------
+    def ensure_batch_environment(self) -> str:
+        """The batch scoring environment (ONNX inference pins + azureml-core), registered unless
+        that content version exists; returns its `azureml:` id."""
+        env = batch_environment()
+        try:
+            self.ml_client.environments.get(name=env.name, version=env.version)
+        except ResourceNotFoundError:
+            self.ml_client.environments.create_or_update(env)
+        return f"azureml:{env.name}:{env.version}"
+
+    def deploy_batch_endpoint(self, model: Any = None, *, name: str | None = None) -> BatchDeploymentInfo:
+        """Deploy `model` (default: the production version) as a batch deployment running
+        visionops/serving/batch_score.py, and make it the endpoint's default.
+
+        The model must have an ONNX export (batch scoring runs ONNX Runtime): a version without one
+        is refused before anything is created. Creates, when missing, the batch environment, the
+        batch cluster (scale-to-zero) and the endpoint; one deployment per model version."""
+        model = model or self._champion()
+        choose_runtime("onnx", self.model_files(model), f"{model.name}:{model.version}")
+        name = name or self.settings.batch_endpoint_name
+        environment = self.ensure_batch_environment()
+        self.ensure_batch_compute()
+        try:
+            self.ml_client.batch_endpoints.get(name=name)
+        except ResourceNotFoundError:
+            self.ml_client.batch_endpoints.begin_create_or_update(batch_endpoint(self.settings, name)).result()
+        deployment = batch_deployment(self.settings, endpoint_name=name, model_name=model.name,
+                                      model_version=str(model.version), environment=environment)
+        self.ml_client.batch_deployments.begin_create_or_update(deployment).result()
+        self.ml_client.batch_endpoints.begin_create_or_update(
+            batch_endpoint(self.settings, name, default_deployment=deployment.name)).result()
+        s = self.settings
+        return BatchDeploymentInfo(
+            endpoint=name, deployment=deployment.name, model_name=model.name, model_version=str(model.version),
+            compute=s.batch_compute_name, instance_count=s.batch_instance_count,
+            max_concurrency_per_instance=s.batch_max_concurrency, mini_batch_size=s.batch_mini_batch_size,
+            output_file=deployment.settings.output_file_name,
+        )
+
+    def ensure_batch_compute(self) -> Any:
+        """The batch scoring cluster, created (scale-to-zero) when missing."""
+        wanted = batch_compute(self.settings)
+        try:
+            return self.ml_client.compute.get(wanted.name)
+        except ResourceNotFoundError:
+            return self.ml_client.compute.begin_create_or_update(wanted).result()
+
+    def invoke_batch_endpoint(self, images: str, *, name: str | None = None, deployment: str | None = None) -> str:
+        """Start a batch scoring job over a folder in the cloud (`azureml://datastores/...`, a
+        `uri_folder` data asset `azureml:<name>:<version>`, or an https URL); returns the job name.
+        Batch endpoints read only cloud data: upload a local folder as a data asset first."""
+        from azure.ai.ml import Input
+        from azure.ai.ml.constants import AssetTypes
+
+        if not images.startswith(("azureml:", "https://", "wasbs://", "abfss://")):
+            raise ConfigError(
+                f"batch endpoints score data in the cloud, not {images!r}; register the folder as a data asset "
+                "(`visionops data register --backend azure <folder>` for a data set, or az ml data create) and "
+                "pass azureml:<name>:<version>"
+            )
+        job = self.ml_client.batch_endpoints.invoke(
+            endpoint_name=name or self.settings.batch_endpoint_name, deployment_name=deployment,
+            inputs={"images": Input(type=AssetTypes.URI_FOLDER, path=images)},
+        )
+        return str(job.name)
+
     def delete_endpoint(self, endpoint: Any) -> None:
         """Delete the endpoint and its deployments (billing stops); no-op when it is gone."""
         name = endpoint if isinstance(endpoint, str) else endpoint.name
@@ -499,6 +588,31 @@ class AzureWorkspace(Workspace):
         except ResourceNotFoundError:
             pass
 
+
+    # --- the AutoML-for-Images benchmark ---------------------------------------------------------
+    def submit_automl(self, dataset: DatasetRef, data_dir: Path, options: Any = None) -> Any:
+        """The AutoML job on the data set's MLTables, submitted. The JSONL's image URLs point at the
+        registered data asset's images in the datastore (AutoML reads them from there); the MLTable
+        folders are local and azure-ai-ml uploads them with the job. The job is checked by the SDK's
+        loader before the cluster or the job is touched."""
+        from visionops.sweep.automl import AutoMLJobInfo, load_automl_job
+
+        try:
+            asset = self.ml_client.data.get(name=dataset.name, version=dataset.version)
+        except ResourceNotFoundError as exc:
+            raise ConfigError(f"no data asset {dataset.name}:{dataset.version} in workspace "
+                              f"{self.ml_client.workspace_name!r}; register it first (notebook 01, or "
+                              "`visionops data register --backend azure <folder>`)") from exc
+        doc, path = self.build_automl(dataset, data_dir, options, image_url_prefix=str(asset.path))
+        job = load_automl_job(path)
+        if doc["compute"] == f"azureml:{self.settings.compute_name}":
+            self.ensure_compute()  # the training cluster (scale-to-zero), created when missing
+        created = self.ml_client.jobs.create_or_update(job, experiment_name=doc["experiment_name"])
+        return AutoMLJobInfo(backend=self.backend, submitted=True, validated=True, job_name=str(created.name),
+                             status=str(getattr(created, "status", None) or "Submitted"),
+                             url=getattr(created, "studio_url", None), spec_path=str(path), spec=doc,
+                             note="submitted; when it completes, compare its best child run's metrics with "
+                                  "the champion (visionops.sweep.automl.compare_files)")
 
 def _smoke_payload() -> dict[str, Any]:
     """One small generated image (a filled square on grey): enough to prove the deployment loads

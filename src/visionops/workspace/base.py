@@ -165,3 +165,23 @@ class Workspace(ABC):
     ) -> PipelineRunInfo:
         """build_pipeline + submit_pipeline(wait=True): the whole pipeline, start to end."""
         return self.submit_pipeline(self.build_pipeline(dataset, profile, **knobs), wait=True)
+
+    # --- the AutoML-for-Images benchmark --------------------------------------------------------
+    def build_automl(self, dataset: DatasetRef, data_dir: Path, options: Any = None, *,
+                     image_url_prefix: str | None = None) -> tuple[dict[str, Any], Path]:
+        """The AutoML image object detection job on the data set's MLTables (exported from
+        `data_dir`, its local folder, into outputs/automl/<name>-<version>/, beside the job YAML):
+        (spec, YAML path). `image_url_prefix`: where AutoML reads the images (azure: the data
+        asset's datastore URI); `options`: a `visionops.sweep.automl.AutoMLOptions`."""
+        from visionops.sweep.automl import automl_folder, automl_job_dict, export_mltables, write_job_yaml
+
+        folder = automl_folder(self.settings, dataset)
+        export_mltables(data_dir, folder, image_url_prefix=image_url_prefix)
+        doc = automl_job_dict(self.settings, dataset, options)
+        return doc, write_job_yaml(doc, folder)
+
+    @abstractmethod
+    def submit_automl(self, dataset: DatasetRef, data_dir: Path, options: Any = None) -> Any:
+        """Build the AutoML job (`build_automl`), check it with azure-ai-ml's own loader, and submit
+        it where AutoML runs: the azure backend submits to the workspace; the local backend has no
+        AutoML and returns the checked job unsubmitted. Returns a `visionops.sweep.automl.AutoMLJobInfo`."""

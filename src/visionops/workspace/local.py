@@ -97,3 +97,21 @@ class LocalWorkspace(Workspace):
                 "or run `visionops pipeline run` from cron or an Azure DevOps schedule"
             )
         return publish_local(self.settings, name or PIPELINE_NAME)
+
+    def submit_automl(self, dataset: DatasetRef, data_dir: Path, options: Any = None) -> Any:
+        """No AutoML on this machine: the job is built and checked offline (azure-ai-ml's loader, when
+        the azure extra is installed) and returned unsubmitted; the azure backend submits it."""
+        from visionops.sweep.automl import AutoMLJobInfo, load_automl_job
+
+        doc, path = self.build_automl(dataset, data_dir, options)
+        try:
+            import azure.ai.ml  # noqa: F401 - only to know whether the SDK's checks can run
+        except ImportError:
+            validated, note = False, ("not checked: the azure extra (azure-ai-ml) is not installed; "
+                                      "submitting needs the azure backend")
+        else:
+            load_automl_job(path)  # raises ConfigError naming the file and field when the SDK rejects it
+            validated, note = True, ("checked offline with azure-ai-ml's load_job; not submitted: AutoML runs "
+                                     "in Azure ML, submitting needs the azure backend")
+        return AutoMLJobInfo(backend=self.backend, submitted=False, validated=validated, status="NotSubmitted",
+                             spec_path=str(path), spec=doc, note=note)
