@@ -59,6 +59,9 @@ mlflow-ui: setup ## open the MLflow UI on the local store (http://127.0.0.1:5000
 bench-train: setup ## benchmark: visionops train vs plain Ultralytics, thread fix vs default
 	$(BIN)/python benchmarks/bench_train.py
 
+bench-runner: setup ## benchmark: the lifecycle runner's own cost over a direct train step (A/B, in one process)
+	$(BIN)/python benchmarks/bench_runner.py
+
 bench-serve: setup ## benchmark: in-process vs local endpoint, ONNX Runtime vs PyTorch, 1000 requests at 8 clients
 	$(BIN)/python benchmarks/bench_serve.py
 
@@ -70,6 +73,9 @@ bench-envs: setup ## benchmark: ONNX vs PyTorch inference environment, installed
 
 bench-sweep: setup ## benchmark: 8 sweep trials with vs without median pruning (target: <= 60 % of the time)
 	$(BIN)/python benchmarks/bench_sweep.py
+
+bench-predict: setup ## benchmark: visionops predict vs one-image endpoint requests (target >= 3x), peak RSS over 5,000 images
+	$(BIN)/python benchmarks/bench_predict.py
 
 lock: ## re-resolve every pin into requirements/constraints.txt (needs PyPI)
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
@@ -88,6 +94,6 @@ clean: ## remove generated data and outputs (keeps .venv)
 	rm -rf outputs/* data/* .ultralytics
 	git checkout -- outputs/README.md data/README.md
 
-.PHONY: help setup demo test lint run notebooks lab mlflow-ui bench-train bench-serve bench-notebooks bench-envs lock \
-	azure-validate bench-sweep \
+.PHONY: help setup demo test lint run notebooks lab mlflow-ui bench-train bench-serve bench-notebooks bench-envs bench-predict lock \
+	azure-validate bench-sweep bench-runner \
 	clean

@@ -10,6 +10,8 @@ Measured, for each environment:
 - cold start: `azmlinfsrv` started from that venv on the same model folder, until the first
   POST /score is answered 200 (process start, imports, model load, warm-up); median of --starts;
 - endpoint latency: --requests sequential POST /score of one test image, p50 / p95.
+Serving is measured in --starts interleaved rounds (each environment once per round, order
+rotated), so the load of a shared machine falls on every environment alike.
 The ONNX runtime served from the full development environment (.venv, what the inference
 environment used to be) is measured too, as the "before" of the latency and cold start.
 
@@ -191,7 +193,19 @@ def measure(python: Path, runtime: str, model_dir: Path, image: Path, workdir: P
         "cold_start_median_s": round(statistics.median(cold), 2),
         "latency_p50_ms": round(statistics.median(latencies), 2),
         "latency_p95_ms": round(statistics.quantiles(latencies, n=100)[94], 2),
-        "requests": len(latencies), "errors": errors,
+        "requests": len(latencies), "errors": errors, "latencies_ms": [round(x, 3) for x in latencies],
+    }
+
+
+def _pool(parts: list[dict]) -> dict:
+    """One environment's rounds pooled: every cold start, every request's latency."""
+    cold = [c for p in parts for c in p["cold_start_s"]]
+    latencies = [x for p in parts for x in p["latencies_ms"]]
+    return {
+        "runtime": parts[0]["runtime"], "cold_start_s": cold, "cold_start_median_s": round(statistics.median(cold), 2),
+        "latency_p50_ms": round(statistics.median(latencies), 2),
+        "latency_p95_ms": round(statistics.quantiles(latencies, n=100)[94], 2),
+        "requests": len(latencies), "errors": sum(p["errors"] for p in parts),
     }
 
 
@@ -237,7 +251,8 @@ def render(result: dict) -> str:
         "Each environment is a throw-away venv with `pip install -c requirements/constraints.txt \".[<extra>]\"` "
         "(what the inference images install); size = its site-packages. Cold start = `azmlinfsrv` process start "
         f"to the first answered POST /score (median of {result['starts']}); latency = {result['requests']} "
-        f"sequential requests of one {result['image_px']} JPEG, one worker, {result['threads']} thread(s). "
+        f"sequential requests of one {result['image_px']} JPEG, one worker, {result['threads']} thread(s); measured "
+        "in interleaved rounds (each round: one start and a share of the requests of every environment). "
         f"Model: {result['model']}.",
         "",
         "| environment (extra) | installed | distributions | torch / Ultralytics | largest (MB) | cold start | "
@@ -288,25 +303,34 @@ def main() -> None:
                     "model": f"{ref.name} v{ref.version}", "image_px": f"{w}x{h}", "starts": args.starts,
                     "requests": args.requests, "threads": args.threads, "environments": {}, "serving": {}}
     try:
+        pythons: dict[str, tuple[Path, str]] = {}
         for extra, runtime in RUNTIMES.items():
             print(f"==> {extra}: installing .[{extra}] into a fresh venv")
             env = build_env(extra, tmp)
             result["environments"][extra] = env
+            pythons[extra] = (Path(env["python"]), runtime)
             print(f"    {env['site_packages_mb']} MB, {env['distributions']} distributions, {env['installed']}")
-            print(f"==> {extra}: cold start x{args.starts} and {args.requests} requests")
-            result["serving"][extra] = measure(Path(env["python"]), runtime, model_dir, image, tmp / f"run-{extra}",
-                                               starts=args.starts, requests=args.requests, threads=args.threads)
-            print(f"    {result['serving'][extra]}")
-        print("==> the ONNX runtime from the full development environment (.venv): the before")
         full_py = REPO / ".venv" / "bin" / "python"
         full_site = Path(_run([str(full_py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"])
                          .stdout.strip())
         result["full_env_site_packages_mb"] = round(_du(full_site) / 1e6, 1)
         result["full_env_distributions"] = len(list(full_site.glob("*.dist-info")))
-        result["serving"]["onnx-in-full-env"] = measure(full_py, "onnx", model_dir, image, tmp / "run-full",
-                                                        starts=args.starts, requests=args.requests,
-                                                        threads=args.threads)
-        print(f"    {result['serving']['onnx-in-full-env']}")
+        # the ONNX runtime from the full development environment (.venv): the before
+        pythons["onnx-in-full-env"] = (full_py, "onnx")
+        # Serving is measured in interleaved rounds (one start and a share of the requests of every
+        # environment per round, the order rotated), so load on this shared machine hits all alike.
+        rounds: dict[str, list[dict]] = {key: [] for key in pythons}
+        order = list(pythons)
+        per_round = max(1, args.requests // args.starts)
+        for r in range(args.starts):
+            for key in order[r % len(order):] + order[:r % len(order)]:
+                py, runtime = pythons[key]
+                print(f"==> round {r + 1}/{args.starts}: {key}: one cold start and {per_round} requests")
+                rounds[key].append(measure(py, runtime, model_dir, image, tmp / f"run-{key}", starts=1,
+                                           requests=per_round, threads=args.threads))
+        for key, parts in rounds.items():
+            result["serving"][key] = _pool(parts)
+            print(f"    {key}: {result['serving'][key]}")
     finally:
         if args.keep:
             print(f"kept {tmp}")

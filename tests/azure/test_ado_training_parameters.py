@@ -78,13 +78,13 @@ def test_default_trains_on_the_synthetic_demo_set(repo_root, tmp_path):
 
 
 def test_a_registered_data_set_and_knobs_reach_the_pipeline(repo_root, tmp_path):
-    steps = _scripts(repo_root, dataset="pcb-defects:7", epochs="40", model="yolo11s.yaml", profile="quick")
+    steps = _scripts(repo_root, dataset="pcb-defects:7", epochs="40", model="yolo11s.yaml", profile="quick", seed="3")
     assert all("generate" not in n.lower() for n, _ in steps)  # no synthetic data when a data set is given
     [run] = [s for n, s in steps if n == "Run the training pipeline and wait for it"]
     [call] = _run(run, tmp_path)
     assert call[call.index("--dataset") + 1] == "pcb-defects:7"
     assert call[call.index("--epochs") + 1] == "40" and call[call.index("--model") + 1] == "yolo11s.yaml"
-    assert call[call.index("--profile") + 1] == "quick"
+    assert call[call.index("--profile") + 1] == "quick" and call[call.index("--seed") + 1] == "3"
     assert "--imgsz" not in call and "--batch" not in call and "--patience" not in call
 
 
@@ -99,9 +99,15 @@ def test_the_notebook_path_gets_the_same_data_set_and_knobs(repo_root, tmp_path)
 
 
 def test_every_knob_parameter_is_a_training_knob(repo_root):
-    """The pipeline's knob parameters are the pipeline's knobs (defined once in components.py)."""
+    """The pipeline's knob parameters are the pipeline's knobs (defined once in components.py), plus
+    the seed (a setting every step reads), each an option of `visionops pipeline run`."""
+    from typer.main import get_command
+
+    from visionops.cli import app
     from visionops.pipeline.components import PIPELINE_KNOBS
 
     raw = yaml.safe_load((repo_root / "ado_pipelines" / "model_training_pipeline.yml").read_text())
     names = {p["name"] for p in raw["parameters"]} - {"profile", "useNotebook", "dataset"}
-    assert names == set(PIPELINE_KNOBS)
+    assert names == set(PIPELINE_KNOBS) | {"seed"}
+    run = get_command(app).commands["pipeline"].commands["run"]
+    assert names <= {p.name for p in run.params}

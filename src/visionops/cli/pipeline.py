@@ -63,6 +63,7 @@ def pipeline_build(
     batch: KnobOpt = None,
     patience: KnobOpt = None,
     model: ModelOpt = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of every step (default: VISIONOPS_SEED or 0).")] = None,
     backend: BackendOpt = None,
     out: Annotated[Path | None, typer.Option(
         help="Write the plan (local, JSON) or the pipeline job (azure, YAML).")] = None,
@@ -71,7 +72,7 @@ def pipeline_build(
     offline (needs no workspace when --dataset is name:version) and dumps its YAML."""
     from visionops.workspace import get_workspace
 
-    s = _settings(backend)
+    s = _settings(backend, seed=seed)
     ws = get_workspace(s)
     knobs = {k: v for k, v in {"epochs": epochs, "imgsz": imgsz, "batch": batch, "patience": patience,
                                "model": model}.items() if v is not None}
@@ -102,6 +103,7 @@ def pipeline_run(
     batch: KnobOpt = None,
     patience: KnobOpt = None,
     model: ModelOpt = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of every step (default: VISIONOPS_SEED or 0).")] = None,
     backend: BackendOpt = None,
     wait: Annotated[bool, typer.Option(
         "--wait/--no-wait", help="Azure: wait for the job (local always waits).")] = True,
@@ -111,7 +113,7 @@ def pipeline_run(
     """Run the pipeline: locally as subprocesses, or as an Azure ML pipeline job (exit 1 when it fails)."""
     from visionops.workspace import get_workspace
 
-    s = _settings(backend)
+    s = _settings(backend, seed=seed)
     ws = get_workspace(s)
     knobs = {k: v for k, v in {"epochs": epochs, "imgsz": imgsz, "batch": batch, "patience": patience,
                                "model": model}.items() if v is not None}
