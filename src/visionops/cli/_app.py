@@ -27,7 +27,8 @@ ProfileOpt = Annotated[
     str, typer.Option("--profile", "-p", help="Run profile: smoke (CI), quick (laptop), full (GPU).")
 ]
 BackendOpt = Annotated[str | None, typer.Option(help="Backend: local or azure (default: VISIONOPS_BACKEND or local).")]
-FormatOpt = Annotated[str, typer.Option("--format", "-f", help="auto (detect and say which), yolo, coco, voc or automl.")]
+FormatOpt = Annotated[str, typer.Option(
+    "--format", "-f", help="auto (detect and say which), yolo, coco, voc or automl.")]
 VersionOpt = Annotated[str | None, typer.Option(help="Registered model version (default: the production one).")]
 
 
