@@ -47,17 +47,25 @@ class TrainSpec(BaseModel):
         return args
 
 
+class SweepBudget(BaseModel):
+    """What a hyperparameter sweep may spend with this profile (`visionops sweep`, notebook 06)."""
+
+    trials: int = Field(8, ge=1, description="Trials a sweep adds when not told how many.")
+    trial_epochs: int | None = Field(None, ge=1, description="Epochs of each trial (None: the profile's epochs).")
+
+
 class Profile(BaseModel):
     name: str
     description: str
     data: SyntheticSpec
     train: TrainSpec
     decision: DecisionRule
+    sweep: SweepBudget = Field(default_factory=SweepBudget)
 
     def override(self, **knobs: Any) -> Profile:
         """Apply notebook parameters / CLI options by field name (None means keep the profile's)."""
         knobs = {k: v for k, v in knobs.items() if v is not None}
-        sections = {"data": self.data, "train": self.train, "decision": self.decision}
+        sections = {"data": self.data, "train": self.train, "decision": self.decision, "sweep": self.sweep}
         updates: dict[str, dict[str, Any]] = {k: {} for k in sections}
         for key, value in knobs.items():
             owner = [s for s, model in sections.items() if key in type(model).model_fields]
@@ -82,6 +90,7 @@ PROFILES: dict[str, Profile] = {
         train=TrainSpec(epochs=2, imgsz=96, batch=8, optimizer="AdamW", lr0=0.003, warmup_epochs=0, close_mosaic=0),
         # floor 0: a two-epoch model scores ~0, and the smoke run must still exercise registration
         decision=DecisionRule(floor=0.0),
+        sweep=SweepBudget(trials=3),
     ),
     "quick": Profile(
         name="quick",
@@ -93,6 +102,8 @@ PROFILES: dict[str, Profile] = {
             epochs=60, imgsz=160, batch=16, optimizer="AdamW", lr0=0.003, warmup_epochs=1, close_mosaic=10
         ),
         decision=DecisionRule(floor=0.5, min_gain=0.005),
+        # a few short trials keep `make demo` near its budget; `visionops sweep --trials N` for more
+        sweep=SweepBudget(trials=4, trial_epochs=15),
     ),
     "full": Profile(
         name="full",
@@ -100,6 +111,7 @@ PROFILES: dict[str, Profile] = {
         data=SyntheticSpec(n_train=2048, n_val=256, n_test=256, image_size=320, max_objects=6),
         train=TrainSpec(epochs=100, imgsz=320, batch=64, patience=30),
         decision=DecisionRule(floor=0.6, min_gain=0.005),
+        sweep=SweepBudget(trials=20),
     ),
 }
 

@@ -32,7 +32,8 @@ def _say(step: str, msg: str) -> None:
 
 @app.command("sweep")
 def sweep_cmd(
-    trials: Annotated[int, typer.Option(min=1, help="Trials to add to the study (a rerun resumes it).")] = 8,
+    trials: Annotated[int | None, typer.Option(
+        min=1, help="Trials to add to the study (default: the profile's sweep budget; a rerun resumes it).")] = None,
     profile: ProfileOpt = "quick",
     dataset: DatasetOpt = None,
     space: Annotated[Path | None, typer.Option(

@@ -182,10 +182,15 @@ class LocalSweep:
         pruner_warmup_epochs: int = 1,
         on_step: Say | None = None,
     ):
+        from visionops.profiles import get_profile
         from visionops.runner import Runner
 
         self.space = space if isinstance(space, SearchSpace) else load_space(space)
         self.knobs = {k: v for k, v in (knobs or {}).items() if v is not None}
+        budget = get_profile(profile).sweep
+        if "epochs" not in self.knobs and budget.trial_epochs:  # the profile's trial length
+            self.knobs["epochs"] = budget.trial_epochs
+        self.budget = budget
         self.profile = profile
         self.say: Say = on_step or (lambda step, msg: None)
         self.runner = Runner(settings, profile, self.knobs, on_step=self.say)
@@ -372,9 +377,11 @@ class LocalSweep:
         return registration.model_copy(update={"tags": {**registration.tags, **lineage}})
 
 
-def run_sweep(settings: Settings, trials: int, *, gate: bool = True, **options: Any) -> SweepResult:
-    """`LocalSweep(settings, **options).run(trials)`: the notebook's and the CLI's one call."""
-    return LocalSweep(settings, **options).run(trials, gate=gate)
+def run_sweep(settings: Settings, trials: int | None = None, *, gate: bool = True, **options: Any) -> SweepResult:
+    """`LocalSweep(settings, **options).run(trials)`: the notebook's and the CLI's one call.
+    `trials` None: the profile's sweep budget (profiles.py: smoke 3, quick 4 short ones, full 20)."""
+    sweep = LocalSweep(settings, **options)
+    return sweep.run(trials or sweep.budget.trials, gate=gate)
 
 
 def _record(trial: Any) -> TrialRecord:
