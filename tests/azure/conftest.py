@@ -97,3 +97,38 @@ def smoke_folder(tmp_path_factory):
     from visionops.profiles import get_profile
 
     return generate_synthetic(get_profile("smoke").data, tmp_path_factory.mktemp("smoke-data") / "shapes", "shapes")
+
+
+@pytest.fixture
+def register(workspace, tmp_path):
+    """Register a model version in the workspace's registry (the mocked workspace reports a local
+    sqlite store as its MLflow URI) through visionops.registry, with best.pt and, unless
+    onnx=False, best.onnx: what stage_deployment lists to choose the runtime. The weights are
+    placeholders: deploying only lists file names, it never loads them."""
+    import mlflow
+
+    from visionops import registry
+    from visionops.evaluation.decision import DecisionRule, decide
+    from visionops.tracking import configure_mlflow
+
+    settings = workspace.registry_settings()
+
+    def make(*, onnx: bool = True):
+        folder = tmp_path / f"weights-{len(registry.list_versions(settings)) + 1}"
+        folder.mkdir()
+        (folder / "best.pt").write_bytes(b"placeholder: deployment lists names, it never loads weights")
+        extra = {}
+        if onnx:
+            (folder / "best.onnx").write_bytes(b"placeholder")
+            extra["onnx"] = folder / "best.onnx"
+        configure_mlflow(settings)
+        with mlflow.start_run() as run:
+            pass
+        ref = registry.register(
+            settings, decision=decide({"map50_95": 0.5}, None, DecisionRule(floor=0.0)), weights=folder / "best.pt",
+            train_run_id=run.info.run_id, tags={}, info={"classes": ["circle", "rectangle"], "imgsz": 64},
+            extra_artifacts=extra,
+        )
+        return ref
+
+    return make

@@ -58,39 +58,6 @@ def batch_client(mock_client):
     return mock_client
 
 
-@pytest.fixture
-def register(workspace, tmp_path):
-    """A registered version with best.pt and (unless onnx=False) best.onnx in the workspace's
-    (mocked: local sqlite) registry. Placeholders: deploying lists file names, never loads them."""
-    import mlflow
-
-    from visionops import registry
-    from visionops.evaluation.decision import DecisionRule, decide
-    from visionops.tracking import configure_mlflow
-
-    settings = workspace.registry_settings()
-
-    def make(*, onnx: bool = True):
-        folder = tmp_path / f"weights-{len(registry.list_versions(settings)) + 1}"
-        folder.mkdir()
-        (folder / "best.pt").write_bytes(b"placeholder")
-        extra = {}
-        if onnx:
-            (folder / "best.onnx").write_bytes(b"placeholder")
-            extra["onnx"] = folder / "best.onnx"
-        configure_mlflow(settings)
-        with mlflow.start_run() as run:
-            pass
-        return registry.register(
-            settings, decision=decide({"map50_95": 0.5}, None, DecisionRule(floor=0.0)), weights=folder / "best.pt",
-            train_run_id=run.info.run_id, tags={}, info={"classes": ["circle", "rectangle"], "imgsz": 64},
-            extra_artifacts=extra,
-        )
-
-    return make
-
-
-# --- batch endpoint ------------------------------------------------------------------------------
 def test_batch_deployment_runs_batch_score_with_the_scale_out_settings(
     workspace, batch_client, azure_settings, register, repo_root, tmp_path,
 ):
