@@ -50,7 +50,6 @@ from visionops.workspace import Workspace, get_workspace
 
 LIFECYCLE_DIR = "lifecycle"
 REQUEST_JSON = "request.json"
-SUMMARY_JSON = "summary.json"
 LAST_RUN = "last_run.json"
 
 Say = Callable[[str, str], None]

@@ -37,6 +37,7 @@ from visionops.errors import TrainingError, VisionOpsError
 from visionops.hashing import value_digest
 from visionops.pipeline.steps import TRAIN_JSON, RegistrationResult
 from visionops.profiles import TrainSpec, get_profile
+from visionops.runner import Say
 from visionops.settings import Settings
 from visionops.sweep.space import (
     ChoiceParam,
@@ -55,7 +56,6 @@ OPTUNA_DB = "optuna.db"
 SWEEP_JSON = "sweep.json"
 PARENT_ATTR = "mlflow_parent_run_id"
 
-Say = Callable[[str, str], None]
 
 
 class TrialRecord(BaseModel):
