@@ -13,6 +13,7 @@ from visionops.cli._app import (
     BackendOpt,
     FormatOpt,
     ProfileOpt,
+    TaskOpt,
     _settings,
     app,
     console,
@@ -29,36 +30,50 @@ app.add_typer(data_app, name="data")
 @data_app.command("generate")
 def data_generate(
     profile: ProfileOpt = "quick",
+    task: TaskOpt = None,
     out: Annotated[Path | None, typer.Option(help="Target folder (default: data/work/<name>-<profile>).")] = None,
-    n_train: Annotated[int | None, typer.Option(help="Training images (default: the profile's).")] = None,
-    n_val: Annotated[int | None, typer.Option(help="Validation images.")] = None,
-    n_test: Annotated[int | None, typer.Option(help="Test images.")] = None,
+    n_train: Annotated[int | None, typer.Option(
+        help="Training images (classification: per class; default: the profile's).")] = None,
+    n_val: Annotated[int | None, typer.Option(help="Validation images (classification: per class).")] = None,
+    n_test: Annotated[int | None, typer.Option(help="Test images (classification: per class).")] = None,
     image_size: Annotated[int | None, typer.Option(help="Image side in pixels.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed (same seed, same bytes, same version).")] = None,
 ) -> None:
-    """Generate the synthetic shapes data set (deterministic by seed) with its manifest."""
+    """Generate the task's synthetic data set (detection: shapes with boxes; classification: one
+    object per image) deterministically by seed, with its manifest."""
     from visionops.data.dataset import generate_synthetic
+    from visionops.data.manifest import read_manifest
     from visionops.profiles import get_profile
+    from visionops.tasks import get_task
 
     s = _settings(seed=seed)
-    spec = get_profile(profile, n_train=n_train, n_val=n_val, n_test=n_test, image_size=image_size).data
-    spec = spec.model_copy(update={"seed": s.seed})
-    target = out or s.data_dir / "work" / f"{s.dataset_name}-{profile}"
-    generate_synthetic(spec, target, s.dataset_name)
-    console.print(f"generated {spec.n_train}/{spec.n_val}/{spec.n_test} images (train/val/test) in {target}")
+    kind = get_task(task or s.task)
+    spec = get_profile(profile, kind.name).data
+    counts = dict(zip(type(spec).count_fields, (n_train, n_val, n_test), strict=True))
+    updates = {k: v for k, v in {**counts, "image_size": image_size}.items() if v is not None}
+    spec = type(spec).model_validate({**spec.model_dump(), **updates, "seed": s.seed})
+    name = kind.synthetic_name(s.dataset_name)
+    target = out or s.data_dir / "work" / f"{name}-{profile}"
+    generate_synthetic(spec, target, name)
+    split = read_manifest(target).splits
+    console.print(f"generated {kind.name} data set '{name}': {split['train'].images}/{split['val'].images}/"
+                  f"{split['test'].images} images (train/val/test) in {target}")
 
 
 ImportFormatOpt = Annotated[
-    str, typer.Option("--format", "-f", help="auto (recognise it and say so), yolo, coco, voc or automl.")
+    str, typer.Option("--format", "-f", help="auto (recognise it and say so); detection: yolo, coco, voc, automl; "
+                      "classification: folders (a folder per class), csv (path,label), jsonl (AutoML multi-class).")
 ]
 
 
 @data_app.command("import")
 def data_import(
-    source: Annotated[Path, typer.Argument(help="YOLO folder/yaml, COCO JSON, VOC folder, AutoML JSONL or MLTable.")],
+    source: Annotated[Path, typer.Argument(
+        help="YOLO folder/yaml, COCO JSON, VOC folder, AutoML JSONL or MLTable; or a folder per class, a "
+             "path,label CSV or a multi-class JSONL.")],
     fmt: ImportFormatOpt = "auto",
     images: Annotated[Path | None, typer.Option(
-        help="COCO/AutoML image folder (default: beside the file); AutoML image URLs (azureml://, "
+        help="COCO/AutoML/JSONL image folder (default: beside the file); AutoML image URLs (azureml://, "
              "AmlDatastore://, https://) are mapped to the file under it.")] = None,
     out: Annotated[Path | None, typer.Option(help="Target folder (default: data/work/<name>-import).")] = None,
     name: Annotated[str | None, typer.Option(
@@ -70,7 +85,8 @@ def data_import(
     seed: Annotated[int, typer.Option(help="Seed for carving missing val/test splits.")] = 0,
 ) -> None:
     """Import a data set into the VisionOps layout, print the import report (per split: images, label
-    files, boxes, background, skipped) and fail when labels in the source did not make it."""
+    files, boxes, background, skipped; classification: images per class, skipped) and fail when labels
+    in the source did not make it."""
     from visionops.data.dataset import import_dataset
     from visionops.data.formats.report import read_import_report
     from visionops.data.naming import NAME_PATTERN, derived_name
@@ -81,8 +97,10 @@ def data_import(
     for option, value in (("--difficult", difficult), ("--crowd", crowd)):
         if value not in ("keep", "skip"):
             raise VisionOpsError(f"{option} {value!r}: choose keep or skip")
-    if fmt not in ("auto", "yolo", "coco", "voc", "automl"):
-        raise VisionOpsError(f"--format {fmt!r}: choose auto, yolo, coco, voc or automl")
+    from visionops.data.formats.detect import FORMATS
+
+    if fmt not in ("auto", *FORMATS):
+        raise VisionOpsError(f"--format {fmt!r}: choose auto, {', '.join(FORMATS)}")
     dataset_name = name or derived_name(source)
     if not NAME_PATTERN.match(dataset_name):
         raise VisionOpsError(
@@ -103,7 +121,8 @@ def data_validate(
     path: Annotated[Path, typer.Argument(help="Data set folder.")],
     report: Annotated[Path | None, typer.Option(help="Also write the full report as JSON here.")] = None,
 ) -> None:
-    """Check every image and label; lists all problems (file, line, fix) and fails if there are any."""
+    """Check every image and label (detection) or class folder (classification); lists all problems
+    (file, line, fix) and fails if there are any."""
     from visionops.data.validation import validate
 
     r = validate(path)
@@ -164,7 +183,13 @@ def data_export(
 ) -> None:
     """Export to COCO JSON, Pascal VOC or Azure ML AutoML-for-Images JSONL + MLTable."""
     from visionops.data import formats
+    from visionops.data.kinds import data_kind
 
+    if not data_kind(Path(path)).has_boxes:
+        raise VisionOpsError(
+            f"{path} is a classification data set: export writes detection formats (COCO, VOC, AutoML boxes); "
+            "the folder-per-class layout is itself what Azure ML and Ultralytics read"
+        )
     target = out or Path(path) / "export" / fmt
     if fmt == "coco":
         written = formats.export_coco(path, target)
@@ -183,9 +208,11 @@ def data_stats(
     path: Annotated[Path, typer.Argument(help="Data set folder.")],
     plots: Annotated[Path | None, typer.Option(help="Write the plots (PNG) into this folder.")] = None,
 ) -> None:
-    """Images and boxes per split and class, box sizes; optionally the plots."""
+    """Images and boxes per split and class, box sizes (classification: images per class); optionally
+    the plots."""
     from visionops.data import plots as dplots
     from visionops.data import stats
+    from visionops.data.kinds import kind_for
 
     tables = stats.load_tables(path)
     console.print(stats.split_table(tables).to_string())
@@ -194,6 +221,7 @@ def data_stats(
     if plots:
         plots.mkdir(parents=True, exist_ok=True)
         dplots.plot_class_counts(tables, save=plots / "class_counts.png")
-        dplots.plot_box_sizes(tables, save=plots / "box_sizes.png")
+        if kind_for(tables.task).has_boxes:
+            dplots.plot_box_sizes(tables, save=plots / "box_sizes.png")
         dplots.plot_samples(path, save=plots / "samples.png")
         console.print(f"plots written to {plots}")

@@ -17,9 +17,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from visionops.data.kinds import data_kind, kind_for
 from visionops.data.layout import DATA_YAML, MANIFEST
 from visionops.data.manifest import build_manifest, read_manifest, write_manifest
-from visionops.data.validation import ValidationReport, validate
+from visionops.data.validation import ValidationReport
 from visionops.errors import DatasetNotFoundError
 
 INDEX = "catalog.json"
@@ -35,10 +36,16 @@ class DatasetRef(BaseModel):
     counts: dict[str, dict[str, int]]
     classes: list[str]
     backend: str = "local"
+    task: str = "detect"  # "detect" | "classify" (visionops.data.kinds)
 
     @property
     def data_yaml(self) -> Path:
         return Path(self.path) / DATA_YAML
+
+    @property
+    def ultralytics_data(self) -> Path:
+        """What Ultralytics' `data=` takes: data.yaml for detection, the folder for classification."""
+        return kind_for(self.task).ultralytics_data(Path(self.path))
 
     @property
     def uri(self) -> str:
@@ -75,7 +82,8 @@ class LocalDatasetCatalog:
         set has problems.
         """
         path = Path(path).resolve()
-        report: ValidationReport = validate(path)
+        kind = data_kind(path)
+        report: ValidationReport = kind.validate(path)
         report.raise_if_failed()
         if source is None and (path / MANIFEST).is_file():  # keep where the working copy came from
             source = read_manifest(path).source
@@ -84,10 +92,12 @@ class LocalDatasetCatalog:
         # even if the source changes while we copy.
         staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=self.dir))
         try:
-            for sub in ("images", "labels"):
-                shutil.copytree(path / sub, staging / sub, ignore=shutil.ignore_patterns("*.cache"))
-            shutil.copy2(path / DATA_YAML, staging / DATA_YAML)
-            manifest = build_manifest(staging, name, source)
+            for part in kind.payload:  # only what the task's layout is made of (no caches, no manifest)
+                if (path / part).is_dir():
+                    shutil.copytree(path / part, staging / part, ignore=shutil.ignore_patterns("*.cache"))
+                else:
+                    shutil.copy2(path / part, staging / part)
+            manifest = build_manifest(staging, name, source, task=kind.task)
             target = self.dir / name / manifest.version
             for entry in self._read():
                 if entry["name"] == name and entry["version"] == manifest.version and target.is_dir():
@@ -105,6 +115,7 @@ class LocalDatasetCatalog:
             created=datetime.now(UTC).isoformat(timespec="seconds"),
             counts={s: {"images": c.images, "boxes": c.boxes} for s, c in manifest.splits.items()},
             classes=manifest.classes,
+            task=manifest.task,
         )
         entries = [e for e in self._read() if not (e["name"] == name and e["version"] == manifest.version)]
         entries.append(ref.model_dump())

@@ -10,17 +10,23 @@ from pathlib import Path
 from typing import Any, Literal
 
 from visionops.data.catalog import DatasetRef, write_local_manifest
-from visionops.data.manifest import read_manifest
-from visionops.data.synthetic import SyntheticSpec, generate
+from visionops.data.classify.synthetic import ClassifySpec
+from visionops.data.kinds import spec_kind
+from visionops.data.manifest import build_manifest, read_manifest, write_manifest
+from visionops.data.synthetic import SyntheticSpec
 from visionops.errors import ConfigError
 
-SourceFormat = Literal["yolo", "coco", "voc", "automl"]
+SourceFormat = Literal["yolo", "coco", "voc", "automl", "folders", "csv", "jsonl"]
+CLASSIFY_FORMATS: tuple[str, ...] = ("folders", "csv", "jsonl")
 
 
-def generate_synthetic(spec: SyntheticSpec, dst: Path, name: str) -> Path:
-    """Generate the synthetic set into `dst` and write its manifest (spec recorded as source)."""
-    generate(spec, dst)
-    write_local_manifest(dst, name, {"kind": "synthetic", "spec": spec.model_dump()})
+def generate_synthetic(spec: SyntheticSpec | ClassifySpec, dst: Path, name: str) -> Path:
+    """Generate the synthetic set of the spec's task into `dst` and write its manifest (spec recorded
+    as source): `SyntheticSpec` gives the detection shapes, `ClassifySpec` the classification objects."""
+    kind = spec_kind(spec)
+    kind.generate(spec, dst)
+    source = {"kind": "synthetic", "task": kind.task, "spec": spec.model_dump()}
+    write_manifest(dst, build_manifest(dst, name, source, task=kind.task))
     return Path(dst)
 
 
@@ -37,7 +43,8 @@ def import_dataset(
     crowd: Literal["keep", "skip"] = "keep",
     classes: list[str] | None = None,
 ) -> Path:
-    """Import a YOLO folder, COCO JSON, Pascal VOC folder or AutoML JSONL/MLTable into our layout.
+    """Import a YOLO folder, COCO JSON, Pascal VOC folder or AutoML JSONL/MLTable (detection), or a
+    folder per class, a `path,label` CSV or AutoML multi-class JSONL (classification) into our layout.
 
     `name` defaults to one derived from the source (`visionops.data.naming.derived_name`);
     `fmt="auto"` recognises the format (`detect_format`) and the import report says what it
@@ -47,6 +54,7 @@ def import_dataset(
     and `crowd` (COCO): keep or skip those objects. The manifest keeps the import report.
     """
     from visionops.data import formats
+    from visionops.data.classify import importers as classify
     from visionops.data.formats.detect import detect_format
     from visionops.data.naming import derived_name
 
@@ -66,8 +74,15 @@ def import_dataset(
     elif fmt == "automl":
         root = images_dir or (src if src.is_dir() else src.parent)
         formats.import_automl(src, Path(root), dst, seed=seed, overwrite=True, classes=classes)
+    elif fmt == "folders":
+        classify.import_folders(src, dst, seed=seed, overwrite=True)
+    elif fmt == "csv":
+        classify.import_csv(src, dst, seed=seed, overwrite=True)
+    elif fmt == "jsonl":
+        root = images_dir or (src if src.is_dir() else src.parent)
+        classify.import_jsonl(src, Path(root), dst, seed=seed, overwrite=True)
     else:
-        raise ConfigError(f"unknown format {fmt!r}; choose auto, yolo, coco, voc or automl")
+        raise ConfigError(f"unknown format {fmt!r}; choose auto, yolo, coco, voc, automl, folders, csv or jsonl")
     written = read_manifest(dst).source
     if why is not None and isinstance(written.get("report"), dict):
         known = written["report"].get("detected")  # the importer's own finding is the more specific
@@ -88,6 +103,7 @@ def ref_from_folder(path: Path, backend: str = "local") -> DatasetRef:
         counts={s: {"images": c.images, "boxes": c.boxes} for s, c in m.splits.items()},
         classes=m.classes,
         backend=backend,
+        task=m.task,
     )
 
 

@@ -6,7 +6,8 @@ a box that reaches outside the image, a line with a missing value, a box without
 without an image, the same picture in two splits. Every fault maps to the validation code that
 must report it, so `validate(copy).codes()` equals the codes of what was planted.
 
-The source is only read; everything happens in the copy.
+The source is only read; everything happens in the copy. A classification data set gets its
+own faults (`visionops.data.classify.faults`); `plant_faults` picks by the data set's task.
 """
 
 from __future__ import annotations
@@ -57,7 +58,14 @@ def plant_faults(src: Path, dst: Path, kinds: tuple[str, ...] | None = None) -> 
 
     `kinds` defaults to every fault in FAULTS. Each fault uses a different training image, so no
     fault hides another; raises ValueError when the train split has too few images for them.
+    A classification data set gets the classification faults instead (same contract).
     """
+    from visionops.data.kinds import folder_task
+
+    if folder_task(Path(src)) == "classify":
+        from visionops.data.classify import faults as classify_faults
+
+        return classify_faults.plant_faults(src, dst, kinds)
     src, dst = Path(src).resolve(), Path(dst).resolve()
     kinds = tuple(FAULTS) if kinds is None else tuple(kinds)
     unknown = sorted(set(kinds) - set(FAULTS))

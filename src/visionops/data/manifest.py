@@ -3,6 +3,9 @@
 The version is a hash of what a model can learn from (class names, every image's and label's
 relative path and bytes), never of when or where the data was made, so registering the same
 content twice gives the same version on any machine and on Azure ML.
+
+`content_hash`, `count` and `build_manifest` serve both tasks: the layout's task
+(`visionops.data.kinds`) decides how; `detect_content_hash`/`detect_count` are detection's own.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ VERSION_LENGTH = 12  # hex digits: enough to never collide in one catalog, short
 
 
 class SplitCounts(BaseModel):
+    """Counts of one split; classification: `per_class` = images per class and `boxes` = 0."""
+
     images: int = 0
     boxes: int = 0
     per_class: dict[str, int] = Field(default_factory=dict)
@@ -38,6 +43,7 @@ class Manifest(BaseModel):
     source: dict[str, Any] = Field(default_factory=dict)
     created: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     format: str = "yolo"
+    task: str = "detect"  # "detect" | "classify" (visionops.data.kinds); older manifests are detection
 
     @property
     def total_images(self) -> int:
@@ -49,6 +55,20 @@ class Manifest(BaseModel):
 
 
 def content_hash(root: Path) -> str:
+    """The content-hash version of the data set at `root`, whichever its task."""
+    from visionops.data.kinds import data_kind
+
+    return data_kind(root).content_hash(Path(root))
+
+
+def count(root: Path) -> dict[str, SplitCounts]:
+    """Per split counts of the data set at `root`, whichever its task (expects a validated data set)."""
+    from visionops.data.kinds import data_kind
+
+    return data_kind(root).count(Path(root))
+
+
+def detect_content_hash(root: Path) -> str:
     """Hash of class names plus every image/label path and content (manifest excluded)."""
     root = Path(root)
     h = Hasher().text(json.dumps(read_class_names(root)))
@@ -59,7 +79,7 @@ def content_hash(root: Path) -> str:
     return h.hexdigest(VERSION_LENGTH)
 
 
-def count(root: Path) -> dict[str, SplitCounts]:
+def detect_count(root: Path) -> dict[str, SplitCounts]:
     """Images, boxes and boxes per class for each split (expects a validated data set)."""
     root = Path(root)
     names = read_class_names(root)
@@ -79,14 +99,22 @@ def count(root: Path) -> dict[str, SplitCounts]:
     return out
 
 
-def build_manifest(root: Path, name: str, source: dict[str, Any] | None = None) -> Manifest:
+def build_manifest(
+    root: Path, name: str, source: dict[str, Any] | None = None, task: str | None = None
+) -> Manifest:
+    """The manifest of the data set at `root`; `task` defaults to the folder's (`kinds.folder_task`)."""
+    from visionops.data.kinds import data_kind, kind_for
+
     root = Path(root)
+    kind = kind_for(task) if task else data_kind(root)
     return Manifest(
         name=name,
-        version=content_hash(root),
-        classes=read_class_names(root),
-        splits=count(root),
+        version=kind.content_hash(root),
+        classes=kind.names(root),
+        splits=kind.count(root),
         source=source or {},
+        format=kind.layout_format,
+        task=kind.task,
     )
 
 

@@ -1,5 +1,5 @@
 """Figures a reviewer looks at before training: class balance per split, box sizes, and sample
-images with their boxes (the quickest way to catch labels that are shifted or swapped).
+images with their boxes or class names (the quickest way to catch labels that are shifted or swapped).
 
 Figures are built with `matplotlib.figure.Figure`, not pyplot: no GUI backend and no global
 figure list, so they work headless (CI, Azure ML jobs) and in threads. In a notebook, display
@@ -17,7 +17,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from PIL import Image
 
-from visionops.data.layout import SPLITS, Item, iter_items, read_labels
+from visionops.data.kinds import LabelledImage, data_kind
+from visionops.data.layout import SPLITS, read_labels
 from visionops.data.stats import DatasetTables, as_tables, class_table
 
 _FONT = "DejaVu Sans"
@@ -38,10 +39,12 @@ def _save(fig: Figure, save: Path | str | None, dpi: int) -> Figure:
 
 
 def plot_class_counts(
-    data: Path | DatasetTables, *, value: str = "boxes", save: Path | str | None = None, dpi: int = 100
+    data: Path | DatasetTables, *, value: str | None = None, save: Path | str | None = None, dpi: int = 100
 ) -> Figure:
-    """Grouped bars: boxes (or images, value='images') per class, one bar per split."""
+    """Grouped bars: boxes (or images, value='images') per class, one bar per split; by default boxes
+    for detection and images for classification (its class distribution per split)."""
     t = as_tables(data)
+    value = value or t.per_class_value
     table = class_table(t)
     n_cls = len(t.classes)
     fig = Figure(figsize=(max(5.0, 1.2 * n_cls + 2), 3.6), layout="constrained")
@@ -83,13 +86,17 @@ def plot_box_sizes(data: Path | DatasetTables, *, save: Path | str | None = None
     ax_hist.set_xlabel("box area / image area", fontfamily=_FONT)
     ax_hist.set_ylabel("share of the split's boxes", fontfamily=_FONT)
     ax_hist.set_title("Relative box area", fontfamily=_FONT)
-    ax_hist.legend(prop={"family": _FONT, "size": 8})
+    if len(b):
+        ax_hist.legend(prop={"family": _FONT, "size": 8})
+    else:
+        ax_sc.text(0.5, 0.5, f"no boxes ({t.task} data set)", ha="center", va="center",
+                   transform=ax_sc.transAxes, fontfamily=_FONT)
     return _save(fig, save, dpi)
 
 
-def sample_items(root: Path, n: int, seed: int, split: str | None = None) -> list[Item]:
-    """A deterministic sample (same seed -> same images) in data set order."""
-    items = list(iter_items(Path(root), (split,) if split else SPLITS))
+def sample_items(root: Path, n: int, seed: int, split: str | None = None) -> list[LabelledImage]:
+    """A deterministic sample (same seed -> same images) in data set order, either task."""
+    items = data_kind(Path(root)).samples(Path(root), (split,) if split else SPLITS)
     picked = random.Random(seed).sample(range(len(items)), min(n, len(items)))
     return [items[i] for i in sorted(picked)]
 
@@ -104,7 +111,8 @@ def plot_samples(
     save: Path | str | None = None,
     dpi: int = 100,
 ) -> Figure:
-    """A grid of sample images with their boxes and class names drawn."""
+    """A grid of sample images with their boxes and class names drawn (classification: the class
+    name above each image)."""
     t = as_tables(data)
     items = sample_items(t.root, n, seed, split)
     cols = max(1, min(cols, len(items) or 1))
@@ -118,7 +126,7 @@ def plot_samples(
             rgb = np.asarray(im.convert("RGB"))
         height, width = rgb.shape[:2]
         ax.imshow(rgb)
-        for b in read_labels(item.label):
+        for b in read_labels(item.label_file) if item.label_file is not None else []:
             x0, y0, x1, y1 = b.corners()
             colour = _class_colour(b.cls)
             ax.add_patch(Rectangle((x0 * width, y0 * height), (x1 - x0) * width, (y1 - y0) * height,
@@ -126,7 +134,8 @@ def plot_samples(
             name = t.classes[b.cls] if 0 <= b.cls < len(t.classes) else str(b.cls)
             ax.text(x0 * width, y0 * height, name, fontsize=7, fontfamily=_FONT, color="white", va="bottom",
                     bbox={"facecolor": colour, "edgecolor": "none", "pad": 1, "alpha": 0.8})
-        ax.set_title(f"{item.split}/{item.image.name}", fontsize=8, fontfamily=_FONT)
+        title = f"{item.split}/{item.image.name}"
+        ax.set_title(title if item.label is None else f"{item.label}\n{title}", fontsize=8, fontfamily=_FONT)
     if not items:
         axes[0].text(0.5, 0.5, "no images", ha="center", va="center", fontfamily=_FONT)
     return _save(fig, save, dpi)

@@ -2,8 +2,10 @@
 split, how balanced the classes are and how large the boxes are.
 
 Everything is derived from two tables read once from disk (`load_tables`): one row per image
-and one row per box. The other functions are pure over those tables and also accept a data set
-root for convenience (reading it each time).
+(with its class for a classification data set) and one row per box (none for classification).
+Per-class counts are boxes for detection and images for classification
+(`DatasetTables.per_class_value`). The other functions are pure over those tables and also accept
+a data set root for convenience (reading it each time).
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from typing import Any
 import pandas as pd
 from PIL import Image
 
-from visionops.data.layout import SPLITS, iter_items, read_class_names, read_labels
+from visionops.data.kinds import data_kind, kind_for
+from visionops.data.layout import SPLITS, read_labels
 
-IMAGE_COLUMNS = ["split", "image", "width", "height", "boxes"]
+IMAGE_COLUMNS = ["split", "image", "width", "height", "boxes", "label"]  # label: the class (classification)
 BOX_COLUMNS = [
     "split", "image", "class_id", "class", "cx", "cy", "w", "h",
     "width_px", "height_px", "rel_area", "aspect",
@@ -32,19 +35,26 @@ class DatasetTables:
     classes: list[str]
     images: pd.DataFrame
     boxes: pd.DataFrame
+    task: str = "detect"
+
+    @property
+    def per_class_value(self) -> str:
+        """What a class is counted in: "boxes" (detection) or "images" (classification)."""
+        return "boxes" if kind_for(self.task).has_boxes else "images"
 
 
 def load_tables(root: Path) -> DatasetTables:
     """Read every image's size (header only) and every box once. Expects a validated data set."""
     root = Path(root)
-    classes = read_class_names(root)
+    kind = data_kind(root)
+    classes = kind.names(root)
     image_rows, box_rows = [], []
-    for item in iter_items(root):
+    for item in kind.samples(root):
         with Image.open(item.image) as im:
             width, height = im.size
         rel = item.image.relative_to(root).as_posix()
-        boxes = read_labels(item.label)
-        image_rows.append((item.split, rel, width, height, len(boxes)))
+        boxes = read_labels(item.label_file) if item.label_file is not None else []
+        image_rows.append((item.split, rel, width, height, len(boxes), item.label))
         for b in boxes:
             name = classes[b.cls] if 0 <= b.cls < len(classes) else str(b.cls)
             box_rows.append((
@@ -56,6 +66,7 @@ def load_tables(root: Path) -> DatasetTables:
         classes=classes,
         images=pd.DataFrame(image_rows, columns=IMAGE_COLUMNS),
         boxes=pd.DataFrame(box_rows, columns=BOX_COLUMNS),
+        task=kind.task,
     )
 
 
@@ -82,7 +93,8 @@ def split_table(data: Path | DatasetTables) -> pd.DataFrame:
 
 
 def class_table(data: Path | DatasetTables) -> pd.DataFrame:
-    """One row per (split, class) in data.yaml order: boxes, and images holding at least one such box.
+    """One row per (split, class) in class order: boxes, and images holding at least one such box
+    (classification: images of that class, boxes 0).
 
     Classes without boxes are listed with zeros: a class missing from a split is what to notice.
     """
@@ -91,20 +103,23 @@ def class_table(data: Path | DatasetTables) -> pd.DataFrame:
     rows = []
     for split in SPLITS:
         in_split = b[b.split == split]
+        labelled = t.images[t.images.split == split].label
         for cid, name in enumerate(t.classes):
             of_class = in_split[in_split.class_id == cid]
             rows.append({
                 "split": split,
                 "class": name,
                 "boxes": len(of_class),
-                "images": int(of_class.image.nunique()),
+                "images": int(of_class.image.nunique()) + int((labelled == name).sum()),
             })
     return pd.DataFrame(rows, columns=["split", "class", "boxes", "images"])
 
 
-def class_matrix(data: Path | DatasetTables, value: str = "boxes") -> pd.DataFrame:
-    """class_table pivoted: classes as rows (data.yaml order), splits as columns, plus a total."""
+def class_matrix(data: Path | DatasetTables, value: str | None = None) -> pd.DataFrame:
+    """class_table pivoted: classes as rows (class order), splits as columns, plus a total.
+    `value` defaults to boxes (detection) or images (classification)."""
     t = as_tables(data)
+    value = value or t.per_class_value
     long = class_table(t)
     wide = long.pivot(index="class", columns="split", values=value).reindex(index=t.classes, columns=list(SPLITS))
     wide["total"] = wide.sum(axis=1)
@@ -136,6 +151,7 @@ def summary(data: Path | DatasetTables) -> dict[str, Any]:
     splits = split_table(t)
     classes = class_table(t)
     out: dict[str, Any] = {
+        "task": t.task,
         "classes": list(t.classes),
         "images": int(splits.images.sum()),
         "boxes": int(splits.boxes.sum()),
@@ -151,6 +167,7 @@ def summary(data: Path | DatasetTables) -> dict[str, Any]:
             "images": int(row.images),
             "boxes": int(row.boxes),
             "empty_images": int(row.empty_images),
-            "per_class": {str(c): int(n) for c, n in zip(per_class["class"], per_class.boxes, strict=True)},
+            "per_class": {str(c): int(n) for c, n in zip(per_class["class"], per_class[t.per_class_value],
+                                                            strict=True)},
         }
     return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -24,6 +25,9 @@ _SUPERSAMPLE = 2  # draw at 2x and downscale: anti-aliased edges like a real cam
 
 class SyntheticSpec(BaseModel):
     """What to generate; part of the data set's manifest so a version says how it was made."""
+
+    task: ClassVar[str] = "detect"
+    count_fields: ClassVar[tuple[str, str, str]] = ("n_train", "n_val", "n_test")  # images per split
 
     n_train: int = Field(64, ge=1)
     n_val: int = Field(16, ge=1)

@@ -61,6 +61,8 @@ class ValidationReport:
     boxes: dict[str, int] = field(default_factory=dict)
     background: dict[str, int] = field(default_factory=dict)
     classes_without_train_instances: list[str] = field(default_factory=list)
+    task: str = "detect"  # which layout was checked; classification reports images per class, not boxes
+    per_class: dict[str, int] = field(default_factory=dict)  # classify: readable images per class (all splits)
 
     @property
     def ok(self) -> bool:
@@ -73,7 +75,9 @@ class ValidationReport:
         return {p.code for p in self.warnings}
 
     def summary(self, limit: int = 20) -> str:
-        if self.ok:
+        if self.ok and self.task == "classify":
+            lines = [f"{self.root}: OK ({self.images_checked} images in {len(self.per_class)} classes)"]
+        elif self.ok:
             lines = [
                 f"{self.root}: OK ({self.images_checked} images, {self.labels_checked} label files, "
                 f"{sum(self.boxes.values())} boxes)"
@@ -107,6 +111,8 @@ class ValidationReport:
             "boxes": dict(self.boxes),
             "background": dict(self.background),
             "classes_without_train_instances": list(self.classes_without_train_instances),
+            "task": self.task,
+            "per_class": dict(self.per_class),
         }
 
 
@@ -228,7 +234,18 @@ def _check_label_file(
 
 
 def validate(root: Path, splits: tuple[str, ...] = SPLITS) -> ValidationReport:
-    """Every problem of the data set at `root`; `report.raise_if_failed()` turns them into an error."""
+    """Every problem of the data set at `root`; `report.raise_if_failed()` turns them into an error.
+
+    The layout's task (`visionops.data.kinds.folder_task`) picks the checks: detection's here,
+    classification's in `visionops.data.classify.validation`.
+    """
+    from visionops.data.kinds import data_kind
+
+    return data_kind(root).validate(Path(root), splits)
+
+
+def validate_detect(root: Path, splits: tuple[str, ...] = SPLITS) -> ValidationReport:
+    """Every problem of a detection data set (images/, labels/, data.yaml) at `root`."""
     root = Path(root).resolve()
     report = ValidationReport(root)
     add = report.problems.append

@@ -92,23 +92,39 @@ def export_automl(root: Path, out_dir: Path, *, image_url_prefix: str | None = N
     """Write `<out_dir>/<split>/<split>_annotations.jsonl` and `<out_dir>/<split>/MLTable` per split.
 
     Returns {split: folder}; each folder is a self-contained mltable (the JSONL path in the
-    MLTable is relative to it).
+    MLTable is relative to it). A detection data set gives boxes (`label`: a list of
+    {label, topX, topY, bottomX, bottomY}), a classification data set its multi-class form
+    (`label`: the class name), what AutoML's image_object_detection / image_classification read.
     """
-    root, names, items = read_for_export(root)
+    records = _classify_records(Path(root), image_url_prefix)
+    if records is None:
+        root, names, items = read_for_export(root)
+        records = {split: [jsonl_record(it, names, _join_url(image_url_prefix, relpath(root, it.image)))
+                           for it in items if it.split == split] for split in SPLITS}
     out: dict[str, Path] = {}
     for split in SPLITS:
         folder = Path(out_dir) / split
         folder.mkdir(parents=True, exist_ok=True)
         jsonl = folder / f"{split}_annotations.jsonl"
-        lines = [
-            json.dumps(jsonl_record(it, names, _join_url(image_url_prefix, relpath(root, it.image))))
-            for it in items
-            if it.split == split
-        ]
+        lines = [json.dumps(record, ensure_ascii=False) for record in records[split]]
         jsonl.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
         (folder / MLTABLE).write_text(yaml.safe_dump(mltable_doc(jsonl.name), sort_keys=False), encoding="utf-8")
         out[split] = folder
     return out
+
+
+def _classify_records(root: Path, prefix: str | None) -> dict[str, list[dict[str, Any]]] | None:
+    """{split: [{"image_url", "label": class}]} of a classification data set; None for detection."""
+    from visionops.data.kinds import data_kind
+
+    kind = data_kind(root)
+    if kind.has_boxes:
+        return None
+    records: dict[str, list[dict[str, Any]]] = {split: [] for split in SPLITS}
+    for sample in kind.samples(root):
+        url = _join_url(prefix, sample.image.relative_to(root).as_posix())
+        records[sample.split].append({"image_url": url, "label": sample.label})
+    return records
 
 
 # --- import --------------------------------------------------------------------------------------

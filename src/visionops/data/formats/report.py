@@ -34,6 +34,7 @@ class SourceSplit(BaseModel):
     background: int = 0  # images with no box (an empty label file, or none)
     without_label_file: int = 0  # images for which no label file exists at all
     skipped: list[Skip] = Field(default_factory=list)
+    per_class: dict[str, int] = Field(default_factory=dict)  # classification: images read per class
 
     def add_image(self, boxes: int, has_label_file: bool = True) -> None:
         self.images += 1
@@ -42,6 +43,12 @@ class SourceSplit(BaseModel):
         self.label_files += has_label_file
         self.without_label_file += not has_label_file
 
+    def add_labelled(self, label: str) -> None:
+        """A classification image read with its class (its folder, CSV cell or JSONL label)."""
+        self.images += 1
+        self.label_files += 1
+        self.per_class[label] = self.per_class.get(label, 0) + 1
+
 
 class ImportedSplit(BaseModel):
     """Counts of one split as written into our layout."""
@@ -49,6 +56,7 @@ class ImportedSplit(BaseModel):
     images: int = 0
     boxes: int = 0
     background: int = 0
+    per_class: dict[str, int] = Field(default_factory=dict)  # classification: images written per class
 
 
 class Carve(BaseModel):
@@ -71,6 +79,7 @@ class ImportReport(BaseModel):
     imported: dict[str, ImportedSplit] = Field(default_factory=dict)
     carved: list[Carve] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
+    task: str = "detect"  # classification reports images per class instead of label files and boxes
 
     def split(self, name: str | None) -> SourceSplit:
         """The source counts of `name` (None: the source has no splits), created on first use."""
@@ -94,24 +103,35 @@ class ImportReport(BaseModel):
             lines.append(f"  detected: {self.detected}")
         lines.append("  read from the source:")
         for name, s in self.read.items():
-            lines.append(
-                f"    {name:<8} {s.images:>6} images  {s.label_files:>6} label files  {s.boxes:>7} boxes  "
-                f"{s.background:>5} background  {s.without_label_file:>5} without a label file  "
-                f"{len(s.skipped):>4} skipped"
-            )
+            if self.task == "classify":
+                skipped = f"{len(s.skipped):>4} skipped"
+                lines.append(f"    {name:<8} {s.images:>6} images  {skipped}  {_classes(s.per_class)}")
+            else:
+                lines.append(
+                    f"    {name:<8} {s.images:>6} images  {s.label_files:>6} label files  {s.boxes:>7} boxes  "
+                    f"{s.background:>5} background  {s.without_label_file:>5} without a label file  "
+                    f"{len(s.skipped):>4} skipped"
+                )
             reasons: dict[str, int] = {}
             for sk in s.skipped:
                 reasons[sk.reason] = reasons.get(sk.reason, 0) + 1
             lines += [f"             skipped {n}: {reason}" for reason, n in sorted(reasons.items())]
         lines.append("  written:")
         for name, s in self.imported.items():
-            lines.append(f"    {name:<8} {s.images:>6} images  {s.boxes:>7} boxes  {s.background:>5} background")
+            if self.task == "classify":
+                lines.append(f"    {name:<8} {s.images:>6} images  {_classes(s.per_class)}")
+            else:
+                lines.append(f"    {name:<8} {s.images:>6} images  {s.boxes:>7} boxes  {s.background:>5} background")
         for c in self.carved:
             lines.append(
                 f"  carved {c.split}: {c.images} of {c.out_of} images taken from {c.from_split} (seed {c.seed})"
             )
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
+
+
+def _classes(per_class: dict[str, int]) -> str:
+    return "(" + ", ".join(f"{c} {n}" for c, n in per_class.items()) + ")" if per_class else ""
 
 
 def report_from_source(source: dict[str, Any]) -> ImportReport | None:
