@@ -8,9 +8,13 @@ functions (`visionops.pipeline.steps`). Three rules make it the single source of
   workspace's *current* data set (the one notebook 01, `visionops data import|register` or
   `visionops run --source` made current); only when there is none does the profile's synthetic
   data set get generated, registered and made current. Every result records `name:version`.
-- **Names follow the data.** The model is registered as `<dataset>-detector` unless the
-  settings name one (`VISIONOPS_MODEL_NAME`), so a team's `pcb-defects` data set gives a
-  `pcb-defects-detector` model, never a `shapes-detector`.
+- **Names follow the data.** The model is registered as `<dataset>-detector` (a classification
+  data set: `<dataset>-classifier`) unless the settings name one (`VISIONOPS_MODEL_NAME`), so a
+  team's `pcb-defects` data set gives a `pcb-defects-detector` model, never a `shapes-detector`.
+- **The task follows the data.** `task` (`detect` | `classify`, `visionops.tasks`) picks the
+  profile's data, model and decision metric. Asked for explicitly, a data set of the other task
+  is a one-line error; not asked for, the runner takes the task of the data set it works on
+  (the settings' task only picks the synthetic data set when there is none).
 - **A step is reused when its request is unchanged.** Each step's request (its inputs, the
   profile's knobs, the seed, device, tracking store and code version) is hashed; its folder is
   `outputs/lifecycle/<dataset>/<step>-<hash>/`. A finished folder with the same request is
@@ -45,6 +49,7 @@ from visionops.pipeline.steps import (
 )
 from visionops.profiles import Profile, get_profile
 from visionops.settings import Settings
+from visionops.tasks import Task, check_same_task, get_task
 from visionops.training import TrainResult, check_model_source
 from visionops.workspace import Workspace, get_workspace
 
@@ -95,16 +100,36 @@ class Runner:
         workspace: Workspace | None = None,
         on_step: Say | None = None,
         executor: Executor | None = None,
+        task: str | None = None,
     ):
         self.base_settings = settings
         self.profile_name = profile or settings.profile
         self.knobs = {k: v for k, v in (knobs or {}).items() if v is not None}
-        self.profile: Profile = get_profile(self.profile_name, **self.knobs)  # unknown knob: ConfigError
+        # an explicit task is enforced on every data set; otherwise the data set's task is adopted
+        self.task_asked: Task | None = get_task(task) if task is not None else None
+        self.task: Task = self.task_asked or get_task(settings.task)
+        self.profile: Profile = get_profile(self.profile_name, self.task.name, **self.knobs)  # unknown knob: error
         self.workspace = workspace or get_workspace(settings)
         self.say: Say = on_step or (lambda step, msg: None)
         # how each step runs: in this process (default), or as its Azure ML component command
         # (visionops.pipeline.executors.Components: the local pipeline run)
         self.executor: Executor = executor or InProcess()
+
+    # --- task ------------------------------------------------------------------------------
+    def adopt(self, dataset: DatasetRef) -> DatasetRef:
+        """Work on `dataset`'s task from now on (its profile, model noun and decision metric); a
+        task asked for explicitly must be the data set's."""
+        found = check_same_task(self.task_asked.name if self.task_asked else None, dataset.task,
+                                f"data set {_id(dataset)}")
+        if found.name != self.task.name:
+            self.task = found
+            self.profile = get_profile(self.profile_name, found.name, **self.knobs)
+        return dataset
+
+    @property
+    def synthetic_name(self) -> str:
+        """This task's synthetic data set name (`shapes`, `shapes-cls`)."""
+        return self.task.synthetic_name(self.base_settings.dataset_name)
 
     # --- data ------------------------------------------------------------------------------
     def synthetic_folder(self) -> Path:
@@ -113,22 +138,22 @@ class Runner:
 
         s = self.base_settings
         spec = self.profile.data.model_copy(update={"seed": s.seed})
-        return Path(generate_synthetic(spec, s.data_dir / "work" / f"{s.dataset_name}-{self.profile_name}",
-                                       s.dataset_name))
+        return Path(generate_synthetic(spec, s.data_dir / "work" / f"{self.synthetic_name}-{self.profile_name}",
+                                       self.synthetic_name))
 
     def generate(self) -> DatasetRef:
         """The profile's synthetic data set: generated, validated, registered and made current."""
         from visionops.data.dataset import describe_source
 
         folder = self.synthetic_folder()
-        return self.register_folder(folder, self.base_settings.dataset_name, source=describe_source(folder))
+        return self.register_folder(folder, self.synthetic_name, source=describe_source(folder))
 
     def working_copy(self, source: Path | str | None = None, fmt: str = "auto", *, images_dir: Path | None = None,
                      name: str | None = None, **options: Any) -> tuple[Path, str]:
         """(folder, name) of a data set to look at before registering it: `source` imported (its
         name: `name`, else derived from the source), or with no source the synthetic one."""
         if source is None or not str(source).strip():
-            return self.synthetic_folder(), self.base_settings.dataset_name
+            return self.synthetic_folder(), self.synthetic_name
         target_name = name or derived_name(Path(source))
         return self.import_folder(Path(source), fmt, images_dir=images_dir, name=target_name, **options), target_name
 
@@ -148,9 +173,11 @@ class Runner:
         self, source: Path, fmt: str = "auto", *, images_dir: Path | None = None, name: str | None = None,
         **options: Any,
     ) -> Path:
-        """The imported working copy under data/work/ (not registered yet)."""
+        """The imported working copy under data/work/ (not registered yet); a task asked for
+        explicitly must be the export's (checked before anything is registered)."""
         from visionops.data.dataset import import_dataset
         from visionops.data.formats.report import read_import_report
+        from visionops.data.kinds import folder_task
 
         s = self.base_settings
         target_name = name or derived_name(source)
@@ -159,19 +186,23 @@ class Runner:
         report = read_import_report(folder)
         if report is not None:  # what was read and carried, per split: printed wherever the import ran
             self.say("import", report.render())
+        check_same_task(self.task_asked.name if self.task_asked else None, folder_task(folder), f"the export {source}")
         return folder
 
     def register_folder(self, folder: Path, name: str, *, source: dict[str, Any] | None = None) -> DatasetRef:
         """Validate and register a working copy (content-hash version) and make it current."""
         ref = self.workspace.register_dataset(Path(folder), name, source=source)
+        self.adopt(ref)
         self.workspace.make_current(ref)
         self.say("data", f"data set {ref.name}:{ref.version} registered and current ({_describe(ref)})")
         return ref
 
     def dataset(self, spec: str | None = None) -> DatasetRef:
-        """`name[:version]`, else the current data set, else the profile's synthetic one."""
-        found = self.workspace.resolve_dataset(spec)
+        """`name[:version]`, else the current data set (of the task asked for, when one was),
+        else the profile's synthetic one."""
+        found = self.workspace.resolve_dataset(spec, self.task_asked.name if self.task_asked else None)
         if found is not None:
+            self.adopt(found)
             how = "as asked" if spec else "the current data set"
             self.say("data", f"using {found.name}:{found.version} ({how}; {_describe(found)})")
             return found
@@ -191,7 +222,7 @@ class Runner:
     def settings_for(self, dataset: DatasetRef) -> Settings:
         """The settings the steps on `dataset` run with: its model name (see `model_name_for`)."""
         s = self.base_settings
-        return s.with_overrides(model_name=model_name_for(s, dataset.name))
+        return s.with_overrides(model_name=model_name_for(s, dataset.name, dataset.task))
 
     # --- step folders ----------------------------------------------------------------------
     def _folder(self, dataset: DatasetRef, step: str, request: dict[str, Any]) -> Path:
@@ -224,6 +255,7 @@ class Runner:
         return folder
 
     def training_request(self, dataset: DatasetRef) -> dict[str, Any]:
+        self.adopt(dataset)
         s = self.settings_for(dataset)
         return {
             "step": "train", "profile": self.profile_name, "dataset": _id(dataset),
@@ -264,6 +296,7 @@ class Runner:
     def evaluation_request(self, dataset: DatasetRef, trained: TrainResult) -> dict[str, Any]:
         from visionops import registry
 
+        self.adopt(dataset)
         s = self.settings_for(dataset)
         champion = registry.get_champion(s)
         return {
@@ -346,6 +379,8 @@ class Runner:
             timings[step] = round(time.perf_counter() - t, 2)
             return value
 
+        if source is None and isinstance(dataset, DatasetRef):
+            self.adopt(dataset)
         check_model_source(self.profile.train)
         if source is not None:
             ref = timed("data", lambda: self.import_source(source, fmt, images_dir=images_dir, name=name))
@@ -364,7 +399,7 @@ class Runner:
             "register": self._folder(ref, "register", self.registration_request(ref, trained, outcome)),
         }
         result = RunResult(
-            profile=self.profile_name, dataset=ref, model_name=model_name_for(self.base_settings, ref.name),
+            profile=self.profile_name, dataset=ref, model_name=model_name_for(self.base_settings, ref.name, ref.task),
             train=trained, evaluation=outcome.summary(), registration=registration, folders=folders,
             duration_s=round(time.perf_counter() - started, 2), timings_s=timings,
         )

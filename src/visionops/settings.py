@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Backend = Literal["local", "azure"]
 ProfileName = Literal["smoke", "quick", "full"]
+TaskName = Literal["detect", "classify"]
 
 _ROOT_MARKER = "pyproject.toml"
 
@@ -57,6 +58,7 @@ class Settings(BaseSettings):
     # --- where and how ---------------------------------------------------------------------
     backend: Backend = Field("local", description="local (MLflow sqlite, this machine) or azure (Azure ML).")
     profile: ProfileName = Field("quick", description="Default run profile: smoke, quick or full.")
+    task: TaskName = Field("detect", description="Default task: detect (boxes) or classify (one label per image).")
     root: Path = Field(default_factory=find_project_root, description="Project root; outputs and data live here.")
     data_dir: Path | None = Field(None, description="Generated and registered data sets (default: <root>/data).")
     outputs_dir: Path | None = Field(None, description="Runs, reports, MLflow store (default: <root>/outputs).")
@@ -66,7 +68,9 @@ class Settings(BaseSettings):
     experiment_name: str = Field("visionops", description="MLflow experiment for training and evaluation runs.")
     dataset_name: str = Field("shapes", description="Name under which data sets are registered.")
     model_name: str | None = Field(
-        None, description="Registry name of the model (default: <data set name>-detector: names follow the data)."
+        None,
+        description="Registry name of the model (default: <data set>-detector or <data set>-classifier: names follow "
+        "the data and the task).",
     )
     device: str = Field("auto", description="Training/inference device: auto (GPU when present), cpu, 0, 0,1 ...")
     threads: int | None = Field(
@@ -168,14 +172,16 @@ class Settings(BaseSettings):
     @property
     def registered_model_name(self) -> str:
         """The model the registry commands act on when none is named: `model_name` when set, else
-        the one trained on the workspace's current data set (`<data set>-detector`), else on
-        `dataset_name`."""
+        the one trained on the workspace's current data set of this task (`<data set>-detector`,
+        `<data set>-classifier`), else on this task's synthetic data set."""
         if self.model_name:
             return self.model_name
+        from visionops.tasks import get_task
         from visionops.workspace.current import read_current
 
-        current = read_current(self.catalog_dir)
-        return f"{current[0] if current else self.dataset_name}-detector"
+        task = get_task(self.task)
+        current = read_current(self.catalog_dir, task.name)
+        return task.model_name(current[0] if current else task.synthetic_name(self.dataset_name))
 
     @property
     def artifacts_dir(self) -> Path:

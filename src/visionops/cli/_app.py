@@ -26,6 +26,8 @@ app = typer.Typer(
 ProfileOpt = Annotated[
     str, typer.Option("--profile", "-p", help="Run profile: smoke (CI), quick (laptop), full (GPU).")
 ]
+TaskOpt = Annotated[str | None, typer.Option(
+    "--task", "-t", help="detect or classify (default: the data set's own; detect for the synthetic data set).")]
 BackendOpt = Annotated[str | None, typer.Option(help="Backend: local or azure (default: VISIONOPS_BACKEND or local).")]
 FormatOpt = Annotated[str, typer.Option(
     "--format", "-f", help="auto (detect and say which), yolo, coco, voc or automl.")]
@@ -43,10 +45,11 @@ def _root(
     """Run `visionops COMMAND --help` for the options of each command."""
 
 
-def _dataset(s: Settings, dataset: str | None, profile: str | None = None):
-    """The data set a command works on: `name[:version]`, else the workspace's current one, else
-    (nothing current yet) the profile's synthetic data set, generated and registered. Says which."""
+def _dataset(s: Settings, dataset: str | None, profile: str | None = None, task: str | None = None):
+    """The data set a command works on: `name[:version]`, else the workspace's current one (of
+    `task`, when given), else (nothing current yet) the profile's synthetic data set, generated
+    and registered. Says which."""
     from visionops.runner import Runner
 
-    runner = Runner(s, profile, on_step=lambda step, msg: err_console.print(f"[dim]{step}: {msg}[/]"))
+    runner = Runner(s, profile, on_step=lambda step, msg: err_console.print(f"[dim]{step}: {msg}[/]"), task=task)
     return runner.dataset(dataset)

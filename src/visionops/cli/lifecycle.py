@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from visionops.cli._app import FormatOpt, ProfileOpt, _settings, app, console
+from visionops.cli._app import FormatOpt, ProfileOpt, TaskOpt, _settings, app, console
 from visionops.errors import VisionOpsError
 from visionops.settings import Settings
 
@@ -32,6 +32,7 @@ def _say(step: str, msg: str) -> None:
 def train_cmd(
     profile: ProfileOpt = "quick",
     dataset: DatasetOpt = None,
+    task: TaskOpt = None,
     epochs: KnobOpt = None,
     imgsz: KnobOpt = None,
     batch: KnobOpt = None,
@@ -42,10 +43,11 @@ def train_cmd(
     metadata: Annotated[Path | None, typer.Option(
         help="Also write the training result (run id, weights, metrics) as JSON here.")] = None,
 ) -> None:
-    """Train a YOLO detector on a registered data set (validated first), tracked in MLflow."""
+    """Train a YOLO detector or classifier on a registered data set (validated first), tracked in MLflow."""
     from visionops.runner import Runner
 
-    runner = Runner(_settings(seed=seed), profile, _train_knobs(epochs, imgsz, batch, patience, model), on_step=_say)
+    runner = Runner(_settings(seed=seed), profile, _train_knobs(epochs, imgsz, batch, patience, model), on_step=_say,
+                    task=task)
     ref = runner.dataset(dataset)
     result = runner.train(ref, reuse=reuse)
     console.print(f"trained in {result.duration_s:.0f}s: {json.dumps(result.metrics)}")
@@ -61,7 +63,9 @@ def evaluate_cmd(
         help="MLflow run id of the training to evaluate (default: the latest training with these knobs).")] = None,
     profile: ProfileOpt = "quick",
     dataset: DatasetOpt = None,
-    metric: Annotated[str | None, typer.Option(help="Decision metric (default: the profile's, map50_95).")] = None,
+    task: TaskOpt = None,
+    metric: Annotated[str | None, typer.Option(
+        help="Decision metric (default: the profile's: map50_95 to detect, top1 to classify).")] = None,
     direction: Annotated[str | None, typer.Option(help="maximize or minimize.")] = None,
     min_gain: Annotated[float | None, typer.Option(help="Smallest improvement that promotes.")] = None,
     floor: Annotated[float | None, typer.Option(help="What the first model must reach.")] = None,
@@ -76,7 +80,7 @@ def evaluate_cmd(
 
     knobs = {"metric": metric, "direction": direction, "min_gain": min_gain, "floor": floor,
              **_train_knobs(epochs, imgsz, batch, patience, model)}
-    runner = Runner(_settings(), profile, knobs, on_step=_say)
+    runner = Runner(_settings(), profile, knobs, on_step=_say, task=task)
     ref = runner.dataset(dataset)
     trained = runner.find_training(ref)
     if trained is None or (run_id and trained.run_id != run_id):
@@ -93,6 +97,7 @@ def evaluate_cmd(
 def register_cmd(
     profile: ProfileOpt = "quick",
     dataset: DatasetOpt = None,
+    task: TaskOpt = None,
     epochs: KnobOpt = None,
     imgsz: KnobOpt = None,
     batch: KnobOpt = None,
@@ -102,7 +107,8 @@ def register_cmd(
     """Register the evaluated model when its decision says promote; exits non-zero and registers nothing otherwise."""
     from visionops.runner import Runner
 
-    runner = Runner(_settings(), profile, _train_knobs(epochs, imgsz, batch, patience, model), on_step=_say)
+    runner = Runner(_settings(), profile, _train_knobs(epochs, imgsz, batch, patience, model), on_step=_say,
+                    task=task)
     ref = runner.dataset(dataset)
     trained = runner.find_training(ref)
     if trained is None:
@@ -114,15 +120,18 @@ def register_cmd(
 
 
 @app.command("models")
-def models_cmd() -> None:
-    """List registered model versions with their metrics; the production one is marked."""
+def models_cmd(task: TaskOpt = None) -> None:
+    """List registered model versions with their decision metric; the production one is marked."""
     from visionops import registry
+    from visionops.tasks import get_task
 
-    s = _settings()
-    table = Table("version", "stage", "map50_95", "dataset", "train run")
+    s = _settings(task=task)
+    table = Table("version", "stage", "task", "metric", "dataset", "train run")
     for r in registry.list_versions(s):
-        m = r.metric("map50_95")
-        table.add_row(r.version, r.tags.get("stage", ""), f"{m:.4f}" if m is not None else "-",
+        task = get_task(r.tags.get("task", "detect"))
+        m = r.metric(task.decision_metric)
+        table.add_row(r.version, r.tags.get("stage", ""), task.name,
+                      f"{task.decision_metric} {m:.4f}" if m is not None else "-",
                       f"{r.tags.get('dataset.name', '')}:{r.tags.get('dataset.version', '')}",
                       r.tags.get("train.run_id", ""))
     console.print(f"model {s.registered_model_name!r} in {s.tracking_uri}")
@@ -139,6 +148,7 @@ def run_cmd(
     name: Annotated[str | None, typer.Option(help="Name for the imported data set (default: from the source).")]
     = None,
     dataset: DatasetOpt = None,
+    task: TaskOpt = None,
     epochs: KnobOpt = None,
     imgsz: KnobOpt = None,
     batch: KnobOpt = None,
@@ -146,13 +156,14 @@ def run_cmd(
     model: ModelOpt = None,
     seed: Annotated[int | None, typer.Option(help="Seed for data generation and training.")] = None,
 ) -> None:
-    """The whole lifecycle: data -> validate -> train -> evaluate -> decide -> register, on your data set."""
+    """The whole lifecycle: data -> validate -> train -> evaluate -> decide -> register, on your data set
+    (detection or classification: the data set's task, or --task)."""
     from visionops.runner import Runner
 
     if source is not None and dataset is not None:
         raise VisionOpsError("give either --source (import) or --dataset (registered), not both")
     s = _settings(seed=seed)
-    runner = Runner(s, profile, _train_knobs(epochs, imgsz, batch, patience, model), on_step=_say)
+    runner = Runner(s, profile, _train_knobs(epochs, imgsz, batch, patience, model), on_step=_say, task=task)
     result = runner.run(dataset, source=source, fmt=fmt, images_dir=images, name=name)
     _print_summary(s, result)
 
@@ -162,6 +173,7 @@ def _print_summary(s: Settings, result) -> None:
     reg = result.registration
     console.rule("VisionOps lifecycle")
     console.print(f"profile        {result.profile} ({result.duration_s:.0f}s: {result.timings_s})")
+    console.print(f"task           {result.dataset.task}")
     console.print(f"data set       {result.dataset.name}:{result.dataset.version} (classes: "
                   f"{', '.join(result.dataset.classes)})")
     console.print(f"model          {result.model_name}")

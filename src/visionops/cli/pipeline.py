@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from visionops.cli._app import BackendOpt, ProfileOpt, _dataset, _settings, app, console
+from visionops.cli._app import BackendOpt, ProfileOpt, TaskOpt, _dataset, _settings, app, console
 from visionops.errors import VisionOpsError
 from visionops.settings import Settings
 
@@ -23,15 +23,17 @@ ModelOpt = Annotated[str | None, typer.Option(
     help="Model yaml Ultralytics ships (e.g. yolo11s.yaml) or a local .pt to fine-tune; never downloaded.")]
 
 
-def _pipeline_dataset(s: Settings, dataset: str | None, profile: str | None = None):
-    """A DatasetRef; on azure `name:version` is taken as given (no lookup), so `build` stays offline."""
+def _pipeline_dataset(s: Settings, dataset: str | None, profile: str | None = None, task: str | None = None):
+    """A DatasetRef; on azure `name:version` is taken as given (no lookup, its task: `task`, else
+    detection), so `build` stays offline."""
     from visionops.data.catalog import DatasetRef
+    from visionops.tasks import get_task
 
     if s.backend == "azure" and dataset and ":" in dataset:
         name, _, version = dataset.partition(":")
         return DatasetRef(name=name, version=version, path=f"azureml:{name}:{version}", created="", counts={},
-                          classes=[], backend="azure")
-    return _dataset(s, dataset, profile)
+                          classes=[], backend="azure", task=get_task(task).name)
+    return _dataset(s, dataset, profile, task)
 
 
 @pipeline_app.command("show")
@@ -58,6 +60,7 @@ def pipeline_show() -> None:
 def pipeline_build(
     profile: ProfileOpt = "quick",
     dataset: Annotated[str | None, typer.Option(help="name[:version] (default: the current data set).")] = None,
+    task: TaskOpt = None,
     epochs: KnobOpt = None,
     imgsz: KnobOpt = None,
     batch: KnobOpt = None,
@@ -76,7 +79,7 @@ def pipeline_build(
     ws = get_workspace(s)
     knobs = {k: v for k, v in {"epochs": epochs, "imgsz": imgsz, "batch": batch, "patience": patience,
                                "model": model}.items() if v is not None}
-    built = ws.build_pipeline(_pipeline_dataset(s, dataset, profile), profile, **knobs)
+    built = ws.build_pipeline(_pipeline_dataset(s, dataset, profile, task), profile, task=task, **knobs)
     if s.backend == "azure":
         result = built._validate()
         if not result.passed:
@@ -98,6 +101,7 @@ def pipeline_build(
 def pipeline_run(
     profile: ProfileOpt = "quick",
     dataset: Annotated[str | None, typer.Option(help="name[:version] (default: the current data set).")] = None,
+    task: TaskOpt = None,
     epochs: KnobOpt = None,
     imgsz: KnobOpt = None,
     batch: KnobOpt = None,
@@ -117,7 +121,7 @@ def pipeline_run(
     ws = get_workspace(s)
     knobs = {k: v for k, v in {"epochs": epochs, "imgsz": imgsz, "batch": batch, "patience": patience,
                                "model": model}.items() if v is not None}
-    pipeline = ws.build_pipeline(_pipeline_dataset(s, dataset, profile), profile, **knobs)
+    pipeline = ws.build_pipeline(_pipeline_dataset(s, dataset, profile, task), profile, task=task, **knobs)
     if s.backend == "local":
         from visionops.pipeline.local_pipeline import run
 

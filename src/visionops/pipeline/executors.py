@@ -164,19 +164,25 @@ class Components:
             )
         info.status = "Completed"
 
+    @staticmethod
+    def _data(data: Path) -> dict[str, Any]:
+        """The data set input and its task: the pipeline's `task` input is bound from the data set
+        (never left at its default, which would refuse a classification data set)."""
+        return {"data": data, "task": steps.data_task(data).name}
+
     def validate(self, data: Path, out: Path) -> None:
-        self._run("validate", {"data": data}, out, self.settings)
+        self._run("validate", self._data(data), out, self.settings)
 
     def train(self, data: Path, out: Path, settings: Settings, *, profile: str, knobs: dict[str, Any],
               validation: Path) -> TrainResult:
         self._outputs.setdefault("validate", {"report": Path(validation)})
-        self._run("train", {"data": data, "profile": profile, **self.check(knobs)}, out, settings)
+        self._run("train", {**self._data(data), "profile": profile, **self.check(knobs)}, out, settings)
         return TrainResult.model_validate_json((Path(out) / steps.TRAIN_JSON).read_text())
 
     def evaluate(self, model: Path, data: Path, out: Path, settings: Settings, *, profile: str,
                  rule: DecisionRule) -> EvaluationOutcome:
         self._outputs.setdefault("train", {"model": Path(model)})
-        self._run("evaluate", {"data": data, "profile": profile}, out, settings)
+        self._run("evaluate", {**self._data(data), "profile": profile}, out, settings)
         return EvaluationOutcome.model_validate_json((Path(out) / steps.EVALUATION_JSON).read_text())
 
     def register(self, model: Path, evaluation: Path, out: Path, settings: Settings) -> steps.RegistrationResult:

@@ -70,7 +70,8 @@ def build(dataset: DatasetRef, profile: str, knobs: dict[str, Any], *,
     data = Path(dataset.path)
     if not data.is_dir():
         raise ConfigError(f"pipeline input data={data} is not a folder; register a data set first")
-    values: dict[str, Any] = {"data": data, "profile": profile, **{k: v for k, v in knobs.items() if v is not None}}
+    values: dict[str, Any] = {"data": data, "profile": profile, "task": dataset.task,
+                              **{k: v for k, v in knobs.items() if v is not None}}
     for p in PIPELINE_INPUTS:
         if values.get(p.name) is None and p.default is not None:
             values[p.name] = p.default

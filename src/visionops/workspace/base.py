@@ -66,11 +66,12 @@ class Workspace(ABC):
         return {}
 
     # --- the current data set ---------------------------------------------------------------
-    def current_dataset(self) -> DatasetRef | None:
-        """The data set that an import or registration last made current here, if any."""
+    def current_dataset(self, task: str | None = None) -> DatasetRef | None:
+        """The data set that an import or registration last made current here (of `task` when
+        given: each task has its own current data set), if any."""
         from visionops.workspace.current import read_current
 
-        found = read_current(self.settings.catalog_dir)
+        found = read_current(self.settings.catalog_dir, task)
         if found is None:
             return None
         try:
@@ -79,20 +80,20 @@ class Workspace(ABC):
             return None  # its catalog entry is gone: as if nothing were current
 
     def make_current(self, dataset: DatasetRef) -> DatasetRef:
-        """Make `dataset` the one every step uses when it is not told otherwise."""
+        """Make `dataset` the one every step of its task uses when it is not told otherwise."""
         from visionops.workspace.current import write_current
 
-        write_current(self.settings.catalog_dir, dataset.name, dataset.version)
+        write_current(self.settings.catalog_dir, dataset.name, dataset.version, getattr(dataset, "task", "detect"))
         return dataset
 
-    def resolve_dataset(self, spec: str | None) -> DatasetRef | None:
+    def resolve_dataset(self, spec: str | None, task: str | None = None) -> DatasetRef | None:
         """`name[:version]` -> that registered data set (no version: its latest); None -> the
-        current one (None when nothing is current). An unknown name or version is a one-line
-        error that lists what is registered."""
+        current one of `task` (None when nothing is current). An unknown name or version is a
+        one-line error that lists what is registered."""
         from visionops.errors import DatasetNotFoundError
 
         if spec is None or not str(spec).strip():
-            return self.current_dataset()
+            return self.current_dataset(task)
         name, _, version = str(spec).strip().partition(":")
         try:
             return self.get_dataset(name, version or None)
@@ -139,9 +140,11 @@ class Workspace(ABC):
     # The validate -> train -> evaluate -> register components (visionops.pipeline.components):
     # local runs their commands as subprocesses, azure submits them as an Azure ML pipeline job.
     @abstractmethod
-    def build_pipeline(self, dataset: DatasetRef | None = None, profile: str | None = None, **knobs: Any) -> Any:
+    def build_pipeline(self, dataset: DatasetRef | None = None, profile: str | None = None, *,
+                       task: str | None = None, **knobs: Any) -> Any:
         """The pipeline bound to a data set (default: the latest version of the settings' name) and
-        a profile (knobs: epochs, imgsz, batch), not yet run. Local: a PipelinePlan with every
+        a profile (knobs: epochs, imgsz, batch), not yet run; `task` (default: the data set's own)
+        must be the data set's. Local: a PipelinePlan with every
         command rendered; azure: an azure-ai-ml PipelineJob (validates and dumps offline)."""
 
     @abstractmethod

@@ -62,11 +62,15 @@ class LocalWorkspace(Workspace):
         stop_local(self.settings, endpoint.name)
 
     # --- pipelines: the lifecycle runner, each step as its component command -------------------
-    def build_pipeline(self, dataset: DatasetRef | None = None, profile: str | None = None, **knobs: Any):
-        """A LocalPipeline bound to the data set (default: the current one) with every command rendered."""
+    def build_pipeline(self, dataset: DatasetRef | None = None, profile: str | None = None, *,
+                       task: str | None = None, **knobs: Any):
+        """A LocalPipeline bound to the data set (default: the current one of `task`, else the last
+        one made current) with every command rendered; `task` must be the data set's."""
         from visionops.pipeline.local_pipeline import build
+        from visionops.tasks import check_same_task
 
-        dataset = dataset or self.current_dataset() or self.get_dataset()
+        dataset = dataset or self.current_dataset(task) or self.get_dataset()
+        check_same_task(task, dataset.task, f"data set {dataset.name}:{dataset.version}")
         return build(dataset, profile or self.settings.profile, knobs)
 
     def submit_pipeline(self, pipeline, *, wait: bool = True) -> PipelineRunInfo:
