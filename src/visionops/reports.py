@@ -21,12 +21,12 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
-from visionops.data.layout import iter_images
 from visionops.settings import Settings, checkout_root
 
 _FONT = "DejaVu Sans"
-LOSSES = ("train_box_loss", "val_box_loss", "train_cls_loss", "val_cls_loss")
-QUALITY = ("map50_95", "map50", "precision", "recall")
+# every task's clean names (visionops.training): a run has only its own task's, the rest are left out
+LOSSES = ("train_box_loss", "val_box_loss", "train_cls_loss", "val_cls_loss", "train_loss", "val_loss")
+QUALITY = ("map50_95", "map50", "precision", "recall", "top1", "top5")
 
 
 # --- training -----------------------------------------------------------------------------------
@@ -51,7 +51,8 @@ def metric_history(settings: Settings, run_id: str, names: Sequence[str] = LOSSE
 
 
 def plot_training_curves(history: pd.DataFrame, *, title: str = "Training curves") -> Figure:
-    """Left: losses per epoch (train solid, validation dashed). Right: mAP, precision, recall."""
+    """Left: losses per epoch (train solid, validation dashed). Right: mAP, precision, recall
+    (detection) or top-1 / top-5 accuracy (classification)."""
     fig = Figure(figsize=(11, 3.8), layout="constrained")
     ax_loss, ax_q = fig.subplots(1, 2)
     for name in (c for c in LOSSES if c in history):
@@ -90,13 +91,37 @@ def mlflow_ui(settings: Settings, experiment_id: str | None = None, run_id: str 
 
 
 # --- predictions ----------------------------------------------------------------------------
+def _samples(root: Path, split: str) -> list[Any]:
+    """The split's labelled images in data set order (either task: `visionops.data.kinds`)."""
+    from visionops.data.kinds import data_kind
+
+    return data_kind(Path(root)).samples(Path(root), (split,))
+
+
 def sample_images(root: Path, split: str = "test", n: int = 4) -> list[Path]:
-    """The first `n` images of a split (data set order, so every run shows the same ones)."""
-    return list(iter_images(Path(root), split))[:n]
+    """`n` images of a split, the same ones on every run: the first ones (data set order), taken
+    class by class in turn when each image has one class (a classification split is ordered by
+    class, and a sample of one class would show nothing)."""
+    groups: dict[Any, list[Path]] = {}
+    for sample in _samples(root, split):
+        groups.setdefault(sample.label, []).append(sample.image)
+    picked: list[Path] = []
+    queues = list(groups.values())
+    while len(picked) < n and any(queues):
+        for queue in queues:
+            if queue and len(picked) < n:
+                picked.append(queue.pop(0))
+    return picked
 
 
 def ground_truth(root: Path, image: Path, split: str = "test") -> dict[str, Any]:
-    """The labelled boxes of one image, in the endpoint's detection shape (confidence 1)."""
+    """What one image is labelled with, in the endpoint's answer shape: its boxes (detection,
+    confidence 1) or its class (classification, probability 1)."""
+    label = {Path(s.image): s.label for s in _samples(root, split)}.get(Path(image))
+    if label is not None:
+        with Image.open(image) as im:
+            width, height = im.size
+        return {"width": width, "height": height, "labels": [label], "class_ids": [], "probabilities": [1.0]}
     from visionops.data.truth import labelled_image
 
     truth = labelled_image(root, split, Path(image))
@@ -110,8 +135,9 @@ def ground_truths(root: Path, images: Sequence[Path], split: str = "test") -> li
 
 def predict(weights: Path, images: Sequence[Path], settings: Settings, *, imgsz: int | None = None,
             conf: float = 0.25) -> list[dict[str, Any]]:
-    """Detections of a .pt model on image files, in the endpoint's JSON shape (pixels): the
-    serving Predictor itself, so what the notebook draws is what the endpoint answers."""
+    """What a .pt model answers for image files, in the endpoint's JSON shape (a detector's boxes
+    in pixels, a classifier's top labels): the serving Predictor itself, so what the notebook
+    draws is what the endpoint answers."""
     from visionops.serving.predictor import ModelBundle, TorchPredictor
     from visionops.training import resolve_device
 
@@ -184,6 +210,92 @@ def plot_detections(
         axes[0][0].text(0.5, 0.5, "no images", ha="center", va="center")
     fig.suptitle(title, fontfamily=_FONT)
     return fig
+
+
+def _label_text(answer: dict[str, Any], top: int = 3) -> str:
+    probs = answer.get("probabilities") or [None] * len(answer.get("labels", []))
+    return ", ".join(label if p is None or p >= 1.0 else f"{label} {p:.2f}"
+                     for label, p in list(zip(answer.get("labels", []), probs, strict=False))[:top])
+
+
+def plot_classifications(
+    images: Sequence[Path | Image.Image],
+    predictions: Sequence[dict[str, Any]],
+    truths: Sequence[dict[str, Any]] | None = None,
+    *,
+    title: str = "Predictions",
+    cols: int = 4,
+) -> Figure:
+    """A grid of images, each titled with its class (when truths are given) and the classifier's
+    top labels with probabilities; a wrong top-1 label is red, a right one green."""
+    if len(predictions) != len(images) or (truths is not None and len(truths) != len(images)):
+        raise ValueError(f"{len(images)} images but {len(predictions)} predictions"
+                         + ("" if truths is None else f" and {len(truths)} ground truths"))
+    cols = max(1, min(cols, len(images) or 1))
+    rows = max(1, -(-len(images) // cols))
+    fig = Figure(figsize=(2.8 * cols, 3.0 * rows), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    for ax in axes:
+        ax.set_axis_off()
+    for i, (ax, image) in enumerate(zip(axes, images, strict=False)):
+        name = Path(image).name if isinstance(image, str | Path) else f"image {i}"
+        pred = predictions[i]
+        lines = [name]
+        colour = "black"
+        if truths is not None:
+            true = (truths[i].get("labels") or [None])[0]
+            lines.append(f"true: {true}")
+            colour = "tab:green" if (pred.get("labels") or [None])[0] == true else "tab:red"
+        lines.append(f"predicted: {_label_text(pred)}")
+        _draw(ax, image, None, "\n".join(lines), {})
+        ax.title.set_color(colour)
+    if not images:
+        axes[0].text(0.5, 0.5, "no images", ha="center", va="center")
+    fig.suptitle(title, fontfamily=_FONT)
+    return fig
+
+
+def plot_predictions(
+    images: Sequence[Path | Image.Image],
+    predictions: Sequence[dict[str, Any]],
+    truths: Sequence[dict[str, Any]] | None = None,
+    *,
+    title: str = "Predictions",
+) -> Figure:
+    """What the model answered for each image beside the truth, for either task: a detector's
+    boxes drawn on the image, a classifier's top labels in its title. Answers have the
+    endpoint's JSON shape, so in-process predictions and an endpoint's answers draw alike."""
+    if any("boxes" in p for p in predictions):
+        return plot_detections(images, predictions, truths, title=title)
+    return plot_classifications(images, predictions, truths, title=title)
+
+
+def answer_size(answer: dict[str, Any]) -> int:
+    """How much one image's answer holds: boxes for a detector, labels for a classifier."""
+    return len(answer["boxes"]) if "boxes" in answer else len(answer.get("labels", []))
+
+
+def _picture(path: Path, title: str) -> Figure:
+    """An image file (a plot Ultralytics saved) as a figure, so every evaluation picture is one type."""
+    with Image.open(path) as im:
+        rgb = np.asarray(im.convert("RGB"))
+    fig = Figure(figsize=(7, 7 * rgb.shape[0] / max(rgb.shape[1], 1)), layout="constrained")
+    ax = fig.add_subplot()
+    ax.imshow(rgb)
+    ax.set_axis_off()
+    ax.set_title(title, fontfamily=_FONT)
+    return fig
+
+
+def evaluation_figures(result: Any) -> list[Figure]:
+    """The pictures that explain an evaluation, for either task: the precision-recall curve and
+    the confusion matrix Ultralytics drew (a detector: its background row and column count missed
+    objects and false alarms), or the confusion matrix with class names and the misclassified
+    images, most confident mistakes first (a classifier)."""
+    if getattr(result, "confusion", None) is not None:
+        return [plot_confusion_matrix(result), plot_misclassified(result)]
+    titles = {"pr_curve": "Precision-recall curve", "confusion_matrix": "Confusion matrix"}
+    return [_picture(result.plots[key], title) for key, title in titles.items() if key in result.plots]
 
 
 # --- endpoint calls and latency ----------------------------------------------------------------
@@ -395,15 +507,26 @@ def datasets_table(refs: Sequence[Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["name", "version", "train", "val", "test", "created", "path"])
 
 
-def profiles_table() -> pd.DataFrame:
-    """The run profiles side by side: data size, training schedule, decision rule."""
-    from visionops.profiles import PROFILES
+def _split_images(spec: Any) -> str:
+    """train/val/test image counts of a synthetic spec (a classification spec counts per class)."""
+    per_class = [getattr(spec, f"per_class_{split}", None) for split in ("train", "val", "test")]
+    if None not in per_class:
+        n = len(spec.classes)
+        return "/".join(str(k * n) for k in per_class) + f" ({n} classes)"
+    return f"{spec.n_train}/{spec.n_val}/{spec.n_test}"
+
+
+def profiles_table(task: str | None = None) -> pd.DataFrame:
+    """The run profiles of a task (None: detection) side by side: data size, training schedule,
+    decision rule."""
+    from visionops.profiles import PROFILES_BY_TASK
+    from visionops.tasks import get_task
 
     rows = []
-    for p in PROFILES.values():
+    for p in PROFILES_BY_TASK[get_task(task).name].values():
         rows.append({
             "profile": p.name,
-            "train/val/test images": f"{p.data.n_train}/{p.data.n_val}/{p.data.n_test}",
+            "train/val/test images": _split_images(p.data),
             "image size": p.data.image_size,
             "model": p.train.model,
             "epochs": p.train.epochs,
@@ -417,11 +540,79 @@ def profiles_table() -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("profile")
 
 
+# what a ClassScore's `instances` counts, per task: labelled objects, or the class's images ("support")
+_COUNT_LABEL = {"detect": "instances", "classify": "support"}
+
+
 def per_class_table(result: Any) -> pd.DataFrame:
-    """Per-class precision, recall and AP of an EvalResult (one row per class)."""
+    """Per-class scores of an EvalResult, one row per class: precision, recall and AP
+    (detection), or precision, recall, F1 and support (classification). Columns a task does
+    not fill are left out."""
     rows = [c.model_dump() for c in result.per_class]
-    cols = ["name", "instances", "precision", "recall", "ap50", "ap50_95"]
-    return pd.DataFrame(rows, columns=cols).set_index("name").round(4)
+    cols = ["name", "instances", "precision", "recall", "f1", "ap50", "ap50_95"]
+    frame = pd.DataFrame(rows, columns=cols).set_index("name")
+    frame = frame.dropna(axis=1, how="all") if rows else frame.drop(columns=["f1"])
+    label = _COUNT_LABEL.get(getattr(result, "task", "detect"), "instances")
+    return frame.rename(columns={"instances": label}).round(4)
+
+
+def metrics_table(result: Any) -> pd.DataFrame:
+    """An EvalResult's overall metrics (one row each) with the split and data set they were scored on."""
+    frame = pd.Series(result.metrics, name="value", dtype=float).round(4).to_frame()
+    frame.index.name = f"{result.dataset_name}:{result.dataset_version} {result.split}"
+    return frame
+
+
+def plot_confusion_matrix(result: Any, *, normalize: bool = False, title: str | None = None) -> Figure:
+    """A classifier's confusion matrix with class names: rows are the true class, columns the
+    predicted one, each cell the image count (or, normalized, the share of the true class's
+    images), so a row shows where that class's images went."""
+    if result.confusion is None:
+        raise ValueError("this evaluation has no confusion matrix (a classification evaluation has one)")
+    names = list(result.classes)
+    cm = np.asarray(result.confusion, dtype=float)
+    shown = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1) if normalize else cm
+    size = max(3.5, 0.55 * len(names) + 2)
+    fig = Figure(figsize=(size + 1, size), layout="constrained")
+    ax = fig.add_subplot()
+    image = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalize else max(1.0, float(shown.max())))
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    ticks = np.arange(len(names))
+    ax.set_xticks(ticks, names, rotation=45, ha="right", fontfamily=_FONT, fontsize=8)
+    ax.set_yticks(ticks, names, fontfamily=_FONT, fontsize=8)
+    ax.set_xlabel("predicted", fontfamily=_FONT)
+    ax.set_ylabel("true", fontfamily=_FONT)
+    if len(names) <= 30:  # beyond that the numbers would not be readable
+        threshold = float(shown.max()) / 2
+        for (i, j), value in np.ndenumerate(shown):
+            ax.text(j, i, f"{value:.2f}" if normalize else f"{int(value)}", ha="center", va="center", fontsize=8,
+                    fontfamily=_FONT, color="white" if value > threshold else "black")
+    top1 = result.metrics.get("top1")
+    default = f"Confusion matrix ({result.split}{f', top-1 {top1:.3f}' if top1 is not None else ''})"
+    ax.set_title(title or default, fontfamily=_FONT)
+    return fig
+
+
+def plot_misclassified(result: Any, n: int = 8, *, cols: int = 4, title: str | None = None) -> Figure:
+    """The first `n` misclassified images of a classifier's evaluation (the most confident
+    mistakes first), each titled with its true and predicted class and the probability."""
+    wrong = list(result.misclassified)[:n]
+    cols = max(1, min(cols, len(wrong) or 1))
+    rows = max(1, -(-len(wrong) // cols))
+    fig = Figure(figsize=(2.6 * cols, 2.8 * rows), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    for ax in axes:
+        ax.set_axis_off()
+    for ax, m in zip(axes, wrong, strict=False):
+        with Image.open(m.path) as im:
+            ax.imshow(np.asarray(im.convert("RGB")))
+        ax.set_title(f"{Path(m.path).name}\ntrue: {m.true}\npredicted: {m.predicted} ({m.probability:.2f})",
+                     fontsize=8, fontfamily=_FONT, color="tab:red")
+    if not wrong:
+        axes[0].text(0.5, 0.5, "no misclassified images", ha="center", va="center", fontfamily=_FONT)
+    total = len(result.misclassified)
+    fig.suptitle(title or f"Misclassified {result.split} images ({len(wrong)} of {total} shown)", fontfamily=_FONT)
+    return fig
 
 
 def decision_table(outcome: Any) -> pd.DataFrame:
@@ -435,8 +626,9 @@ def decision_table(outcome: Any) -> pd.DataFrame:
     return frame
 
 
-def versions_table(settings: Settings, name: str | None = None) -> pd.DataFrame:
-    """Registered versions of the model: stage, decision metric, data set and training run."""
+def versions_table(settings: Settings, name: str | None = None, metric: str = "map50_95") -> pd.DataFrame:
+    """Registered versions of the model: stage, decision `metric` (top1 for a classifier), data
+    set and training run."""
     from visionops import registry
 
     rows = []
@@ -444,8 +636,8 @@ def versions_table(settings: Settings, name: str | None = None) -> pd.DataFrame:
         rows.append({
             "version": r.version,
             "stage": r.tags.get("stage", ""),
-            "map50_95": r.metric("map50_95"),
+            metric: r.metric(metric),
             "dataset": f"{r.tags.get('dataset.name', '')}:{r.tags.get('dataset.version', '')}",
             "train run": r.tags.get("train.run_id", ""),
         })
-    return pd.DataFrame(rows, columns=["version", "stage", "map50_95", "dataset", "train run"]).set_index("version")
+    return pd.DataFrame(rows, columns=["version", "stage", metric, "dataset", "train run"]).set_index("version")

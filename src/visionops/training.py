@@ -1,16 +1,20 @@
-"""Train an Ultralytics YOLO detector on a registered data set, tracked in MLflow.
+"""Train an Ultralytics YOLO detector or classifier on a registered data set, tracked in MLflow.
 
 We call Ultralytics' own trainer unchanged and only add: the offline switches, every CPU core,
-one MLflow run with clean metric names per epoch (`map50_95`, `map50`, `precision`, `recall`,
-losses) next to Ultralytics' names, lineage tags, and the artifacts a reviewer needs. The same
+one MLflow run with clean metric names per epoch next to Ultralytics' names (detection:
+`map50_95`, `map50`, `precision`, `recall`, losses; classification: `top1`, `top5`,
+`train_loss`, `val_loss`), lineage tags, and the artifacts a reviewer needs. What differs per
+task (those names, Ultralytics' `data=` argument) is one `TaskTraining` entry per task. The same
 function runs in a notebook, in `visionops train`, and as the Azure ML pipeline's train step.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +22,16 @@ from pydantic import BaseModel
 
 from visionops import offline
 from visionops.data.catalog import DatasetRef
-from visionops.errors import TrainingError
+from visionops.data.kinds import kind_for
+from visionops.data.layout import DATA_YAML
+from visionops.errors import ConfigError, TrainingError
 from visionops.profiles import TrainSpec
 from visionops.settings import Settings
 from visionops.tracking import clean_metric_name, configure_mlflow, finite_metrics, git_commit
 
 # Ultralytics' metric keys -> the names we compare, sweep and query on (Azure's MLflow store
-# cannot filter on names with special characters).
-CLEAN_NAMES = {
+# cannot filter on names with special characters). One table per task (TASK_TRAINING below).
+CLEAN_NAMES = {  # detection's; the name existing callers (sweeps) import
     "metrics/precision(B)": "precision",
     "metrics/recall(B)": "recall",
     "metrics/mAP50(B)": "map50",
@@ -37,7 +43,53 @@ CLEAN_NAMES = {
     "val/cls_loss": "val_cls_loss",
     "val/dfl_loss": "val_dfl_loss",
 }
+CLASSIFY_CLEAN_NAMES = {
+    "metrics/accuracy_top1": "top1",
+    "metrics/accuracy_top5": "top5",
+    "train/loss": "train_loss",
+    "val/loss": "val_loss",
+}
 ARTIFACT_GLOBS = ("results.csv", "args.yaml", "*.png", "*.jpg")
+
+
+@dataclass(frozen=True)
+class TaskTraining:
+    """What training does differently per task (`visionops.tasks` names the tasks): Ultralytics'
+    metric keys -> our clean names, and the part of a registered data set Ultralytics needs
+    before it may start (without it, Ultralytics would try to download a data set of that name,
+    or carve its own splits out of a folder of class folders)."""
+
+    clean_names: Mapping[str, str]
+    required: str  # relative to the data set root: a file (detection) or a folder (classification)
+    register_hint: str
+
+    def data_argument(self, dataset: DatasetRef) -> Path:
+        """Ultralytics' `data=` for `dataset` (data.yaml / the folder), checked to exist."""
+        root = Path(dataset.path)
+        if not (root / self.required).exists():
+            raise TrainingError(f"{root / self.required} not found: {self.register_hint}")
+        return kind_for(getattr(dataset, "task", "detect")).ultralytics_data(root)
+
+
+TASK_TRAINING: dict[str, TaskTraining] = {
+    "detect": TaskTraining(
+        clean_names=CLEAN_NAMES, required=DATA_YAML,
+        register_hint="register the data set first (`visionops data register`)",
+    ),
+    "classify": TaskTraining(
+        clean_names=CLASSIFY_CLEAN_NAMES, required="train",
+        register_hint="a classification data set holds train|val|test/<class>/<images>; "
+        "register it first (`visionops data register`)",
+    ),
+}
+
+
+def task_training(task: str) -> TaskTraining:
+    """The training table of a task name; ConfigError naming the known tasks otherwise."""
+    try:
+        return TASK_TRAINING[task]
+    except KeyError:
+        raise ConfigError(f"unknown task {task!r}; choose one of {', '.join(TASK_TRAINING)}") from None
 
 
 class TrainResult(BaseModel):
@@ -53,14 +105,15 @@ class TrainResult(BaseModel):
     dataset_name: str
     dataset_version: str
     classes: list[str]
+    task: str = "detect"  # what the model does (visionops.tasks): names its registry entry and its metrics
 
 
-def clean_metrics(raw: dict[str, Any]) -> dict[str, float]:
-    """Ultralytics' names (sanitised for MLflow) plus our clean aliases."""
+def clean_metrics(raw: dict[str, Any], names: Mapping[str, str] = CLEAN_NAMES) -> dict[str, float]:
+    """Ultralytics' names (sanitised for MLflow) plus our clean aliases (`names`: the task's table)."""
     out = finite_metrics(raw)
     for k, v in raw.items():
-        if k in CLEAN_NAMES and clean_metric_name(k) in out:
-            out[CLEAN_NAMES[k]] = out[clean_metric_name(k)]
+        if k in names and clean_metric_name(k) in out:
+            out[names[k]] = out[clean_metric_name(k)]
         elif k.startswith("lr/"):
             out.setdefault(k.replace("/", "_"), float(v))
     return out
@@ -119,33 +172,85 @@ def _shipped_model_yaml(name: str) -> bool:
     return any(models.rglob(Path(name).name)) or any(models.rglob(unscaled))
 
 
-def _epoch_logger(mlflow_client, run_id: str):
-    """Callbacks that log each epoch's metrics at step = epoch number (1-based).
+def _epoch_logger(tracking_uri: str, run_id: str, names: Mapping[str, str] = CLEAN_NAMES):
+    """Callbacks that log each epoch's metrics at step = epoch number (1-based), one batch per epoch.
 
     Ultralytics fires on_fit_epoch_end once more after training, for the final validation of
     best.pt; that call follows no new training epoch, so it is skipped here (we log the final
     numbers as `final_*` ourselves) instead of appearing as a phantom extra epoch.
+
+    Multi-GPU (DDP): Ultralytics pickles these callbacks into each GPU's process, so they hold
+    only the tracking URI and run id (an MLflow client holds a database engine, which cannot be
+    pickled) and open their client where they run; only rank 0 (or a single process) logs, the
+    other ranks would log the same epoch again.
     """
-    state = {"trained": 0, "logged": 0}
+    state: dict[str, Any] = {"trained": 0, "logged": 0, "client": None}
 
     def on_train_epoch_end(trainer) -> None:
         state["trained"] += 1
 
     def on_fit_epoch_end(trainer) -> None:
-        if state["logged"] >= state["trained"]:
+        if state["logged"] >= state["trained"] or _ddp_rank() > 0:
             return
         state["logged"] += 1
         raw: dict[str, Any] = {}
         raw.update(trainer.label_loss_items(trainer.tloss, prefix="train"))
         raw.update(trainer.metrics)
         raw.update(trainer.lr)
-        metrics = clean_metrics(raw)
+        metrics = clean_metrics(raw, names)
         ts = int(time.time() * 1000)
+        from mlflow import MlflowClient
         from mlflow.entities import Metric
 
-        mlflow_client.log_batch(run_id, metrics=[Metric(k, v, ts, state["logged"]) for k, v in metrics.items()])
+        if state["client"] is None:
+            state["client"] = MlflowClient(tracking_uri)
+        state["client"].log_batch(run_id, metrics=[Metric(k, v, ts, state["logged"]) for k, v in metrics.items()])
 
     return {"on_train_epoch_end": on_train_epoch_end, "on_fit_epoch_end": on_fit_epoch_end}
+
+
+def _ddp_rank() -> int:
+    """This process's rank in a multi-GPU run (torch.distributed sets RANK), -1 outside one."""
+    try:
+        return int(os.environ.get("RANK", "-1"))
+    except ValueError:
+        return -1
+
+
+def final_metrics(returned: Any, trainer: Any, save_dir: Path) -> tuple[dict[str, Any], int]:
+    """Ultralytics' final metrics (its own names) and the number of epochs trained.
+
+    On one device the trainer holds both (its last validation is of best.pt). Under multi-GPU
+    DDP the training ran in child processes: this process's trainer never validated (metrics
+    None, epoch 0) and `model.train()` returns best.pt's `train_metrics` dict, or None when the
+    checkpoint has none; then the epochs are the rows of results.csv, and its last row gives the
+    metrics when nothing else does."""
+    metrics = getattr(trainer, "metrics", None)
+    if isinstance(metrics, dict) and metrics and not getattr(trainer, "ddp", False):
+        return dict(metrics), int(trainer.epoch) + 1
+    rows = _results_rows(save_dir / "results.csv")
+    if isinstance(returned, dict) and returned:
+        raw = dict(returned)
+    elif hasattr(returned, "results_dict"):  # a Metrics object after all
+        raw = dict(returned.results_dict)
+    elif rows:
+        raw = rows[-1]
+    else:
+        raise TrainingError(
+            f"training finished but left no metrics: neither Ultralytics' return value nor {save_dir / 'results.csv'} "
+            "has any; see the log above"
+        )
+    return raw, len(rows) or int(getattr(trainer, "epoch", 0)) + 1
+
+
+def _results_rows(path: Path) -> list[dict[str, str]]:
+    """results.csv as one dict per epoch (Ultralytics pads its column names with spaces)."""
+    import csv
+
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        return [{k.strip(): v.strip() for k, v in row.items() if k} for row in csv.DictReader(f)]
 
 
 def train(
@@ -162,12 +267,10 @@ def train(
 
     `callbacks` (Ultralytics event -> function of the trainer) run after our epoch logger: a
     sweep's pruner reads each epoch's metrics there and may set `trainer.stop` to end early."""
-    data_yaml = Path(dataset.path) / "data.yaml"
-    if not data_yaml.is_file():
-        raise TrainingError(f"{data_yaml} not found: register the data set first (`visionops data register`)")
+    task = task_training(getattr(dataset, "task", "detect"))
+    data = task.data_argument(dataset)
     source = check_model_source(spec)
-    offline.configure(settings.yolo_config_dir, settings.threads)
-    threads = offline.set_threads(settings.threads)
+    threads = offline.configure(settings.yolo_config_dir, settings.threads)
     device = resolve_device(settings.device)
 
     import mlflow
@@ -175,7 +278,6 @@ def train(
     from ultralytics import YOLO
 
     exp_id = configure_mlflow(settings)
-    client = mlflow.MlflowClient()
     args = spec.ultralytics_args()
     tags = {
         "visionops.stage": "training",
@@ -202,7 +304,7 @@ def train(
             }
         )
         model = YOLO(source)
-        for event, fn in _epoch_logger(client, run_id).items():
+        for event, fn in _epoch_logger(mlflow.get_tracking_uri(), run_id, task.clean_names).items():
             model.add_callback(event, fn)
         for event, fn in (callbacks or {}).items():
             model.add_callback(event, fn)
@@ -215,14 +317,14 @@ def train(
                 "plots": True,
                 "verbose": True,
                 **args,  # a profile's `extra` may override the defaults above (e.g. plots=False)
-                "data": str(data_yaml),
+                "data": str(data),
                 "project": str(save_root),
                 "name": run_id,
                 "exist_ok": True,
                 "device": device,
                 "seed": settings.seed,
             }
-            model.train(**call)
+            returned = model.train(**call)  # a dict or None under multi-GPU DDP: see final_metrics
         except Exception as exc:  # Ultralytics raises plain exceptions; say which run failed
             raise TrainingError(f"training failed in MLflow run {run_id}: {type(exc).__name__}: {exc}") from exc
         duration = time.perf_counter() - started
@@ -231,8 +333,10 @@ def train(
         best = save_dir / "weights" / "best.pt"
         if not best.is_file():
             raise TrainingError(f"training finished but wrote no {best}; see the log above")
-        final = clean_metrics({**trainer.metrics})
-        mlflow.log_metrics({f"final_{k}": v for k, v in final.items() if k in CLEAN_NAMES.values()})
+        raw_final, epochs = final_metrics(returned, trainer, save_dir)
+        final = clean_metrics(raw_final, task.clean_names)
+        final = {k: v for k, v in final.items() if k in task.clean_names.values()}
+        mlflow.log_metrics({f"final_{k}": v for k, v in final.items()})
         mlflow.log_metric("train_duration_s", duration)
         mlflow.log_artifact(str(best), artifact_path="weights")
         for pattern in ARTIFACT_GLOBS:
@@ -243,14 +347,15 @@ def train(
             experiment_id=exp_id,
             weights=best,
             save_dir=save_dir,
-            metrics={k: v for k, v in final.items() if k in CLEAN_NAMES.values()},
-            epochs=int(trainer.epoch) + 1,
+            metrics=final,
+            epochs=epochs,
             duration_s=duration,
             device=device,
             threads=threads,
             dataset_name=dataset.name,
             dataset_version=dataset.version,
             classes=list(dataset.classes),
+            task=getattr(dataset, "task", "detect"),
         )
         mlflow.log_dict(json.loads(result.model_dump_json()), "train/result.json")
     return result

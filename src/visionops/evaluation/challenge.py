@@ -20,9 +20,11 @@ from pydantic import BaseModel
 from visionops import registry
 from visionops.data.catalog import DatasetRef
 from visionops.evaluation.decision import Decision, DecisionRule, decide
-from visionops.evaluation.metrics import EvalResult, score
+from visionops.evaluation.metrics import EvalResult
+from visionops.evaluation.scoring import scoring_for
 from visionops.settings import Settings
-from visionops.tracking import configure_mlflow, git_commit
+from visionops.tasks import get_task
+from visionops.tracking import clean_metric_name, configure_mlflow, git_commit
 
 DECISION_FILE = "decision.json"
 
@@ -38,7 +40,12 @@ class EvaluationOutcome(BaseModel):
     model_name: str | None = None
 
     def summary(self) -> dict:
+        extra = {}
+        if self.challenger.confusion is not None:  # classification: which class is taken for which
+            extra = {"classes": self.challenger.classes, "confusion": self.challenger.confusion,
+                     "misclassified": len(self.challenger.misclassified)}
         return {
+            "task": self.challenger.task,
             "decision": self.decision.outcome,
             "reason": self.decision.reason,
             "metric": self.decision.metric,
@@ -46,11 +53,12 @@ class EvaluationOutcome(BaseModel):
             "champion": self.champion.metrics if self.champion else None,
             "champion_version": self.champion_version,
             "model_name": self.model_name,
-            "per_class": [c.model_dump() for c in self.challenger.per_class],
+            "per_class": [c.model_dump(exclude_none=True) for c in self.challenger.per_class],  # the task's fields
             "dataset": f"{self.challenger.dataset_name}:{self.challenger.dataset_version}",
             "split": self.challenger.split,
             "train_run_id": self.train_run_id,
             "evaluation_run_id": self.evaluation_run_id,
+            **extra,
         }
 
 
@@ -65,13 +73,19 @@ def evaluate_challenger(
     out_dir: Path | None = None,
     model_name: str | None = None,
 ) -> EvaluationOutcome:
-    """Score the challenger and the current champion on `dataset[split]` and decide."""
+    """Score the challenger and the current champion on `dataset[split]` and decide.
+
+    Both are scored by the data set's task's function (`evaluation.scoring`), and the rule's
+    metric (`map50_95`, `top1`, ...) must be one that function reports."""
     import mlflow
+
+    task = getattr(dataset, "task", "detect")
+    scoring = scoring_for(task)
 
     tag = train_run_id or Path(weights).parent.parent.name
     out = Path(out_dir or settings.outputs_dir / "evaluations" / tag)
     out.mkdir(parents=True, exist_ok=True)
-    challenger = score(weights, dataset, settings, split=split, save_dir=out / "challenger")
+    challenger = scoring.score(weights, dataset, settings, split=split, save_dir=out / "challenger")
     name = model_name or settings.registered_model_name
     champ_ref = registry.get_champion(settings, name)
     champion: EvalResult | None = None
@@ -81,9 +95,9 @@ def evaluate_challenger(
         champion_version = champ_ref.version
         champion_classes = registry.version_classes(settings, champ_ref)
         if champion_classes is None or champion_classes == list(dataset.classes):
-            # unknown classes (not registered by visionops): score() checks the weights' names itself
+            # unknown classes (not registered by visionops): the score function checks the weights' names
             champ_weights = registry.model_files(registry.download(settings, champ_ref))["pt"]
-            champion = score(
+            champion = scoring.score(
                 champ_weights, dataset, settings, split=split, imgsz=challenger.imgsz, save_dir=out / "champion",
                 plots=False,
             )
@@ -92,10 +106,10 @@ def evaluate_challenger(
         champion.metrics if champion else None,
         rule,
         champion_version=champion_version,
-        challenger_classes=dataset.classes,  # score() checked that the challenger predicts exactly these
+        challenger_classes=dataset.classes,  # scoring checked that the challenger predicts exactly these
         champion_classes=champion_classes,
         model_name=name,
-        suggested_name=f"{dataset.name}-detector",
+        suggested_name=get_task(task).model_name(dataset.name),
     )
     configure_mlflow(settings)
     tags = {
@@ -125,7 +139,9 @@ def evaluate_challenger(
         if champion:
             mlflow.log_metrics({f"champion_{k}": v for k, v in champion.metrics.items()})
         for c in challenger.per_class:
-            mlflow.log_metric(f"test_ap50_95_{c.name}", c.ap50_95)
+            value = getattr(c, scoring.per_class_metric)
+            if value is not None:
+                mlflow.log_metric(clean_metric_name(f"test_{scoring.per_class_metric}_{c.name}"), value)
         for path in challenger.plots.values():
             mlflow.log_artifact(str(path), artifact_path="plots")
         outcome = EvaluationOutcome(
