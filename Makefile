@@ -16,6 +16,10 @@ SOURCE ?=
 FORMAT ?= auto
 SOURCE_PARAMS = $(if $(SOURCE),--param source=$(abspath $(SOURCE)) --param source_format=$(FORMAT))
 SOURCE_OPTS = $(if $(SOURCE),--source $(abspath $(SOURCE)) --format $(FORMAT))
+# The task: make notebooks|demo|run TASK=classify (default: the data set's own; detect for synthetic data)
+TASK ?=
+TASK_PARAMS = $(if $(TASK),--param task=$(TASK))
+TASK_OPTS = $(if $(TASK),--task $(TASK))
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-16s %s\n", $$1, $$2}'
@@ -32,8 +36,8 @@ setup: $(STAMP) ## create .venv and install the pinned stack (skipped when up to
 	@if git rev-parse --git-dir >/dev/null 2>&1 && ! git config --get filter.nbstripout.clean >/dev/null; then \
 		$(BIN)/nbstripout --install; fi
 
-demo: setup ## set up, run notebooks 00..05 (quick profile; SOURCE=your export), leave the model served, print a summary
-	$(MAKE) --no-print-directory notebooks PROFILE=$(PROFILE) NOTEBOOK_ARGS="--param keep_endpoint=true"
+demo: setup ## set up, run notebooks 00..07 (quick profile; SOURCE=your export; TASK=classify), leave the model served, print a summary
+	$(MAKE) --no-print-directory notebooks PROFILE=$(PROFILE) TASK=$(TASK) NOTEBOOK_ARGS="--param keep_endpoint=true"
 	$(BIN)/visionops demo-summary
 
 test: setup ## set up, then run every test (installs Debian's chromium for the browser tests when missing)
@@ -43,11 +47,11 @@ test: setup ## set up, then run every test (installs Debian's chromium for the b
 lint: setup ## ruff over src, tests and benchmarks
 	$(BIN)/ruff check src tests benchmarks
 
-run: setup ## the whole lifecycle with the CLI: make run PROFILE=smoke|quick|full [SOURCE=path/to/export]
-	$(BIN)/visionops run --profile $(PROFILE) $(SOURCE_OPTS)
+run: setup ## the whole lifecycle with the CLI: make run PROFILE=smoke|quick|full [SOURCE=path/to/export] [TASK=classify]
+	$(BIN)/visionops run --profile $(PROFILE) $(SOURCE_OPTS) $(TASK_OPTS)
 
-notebooks: setup ## notebooks 00..05 with papermill into outputs/notebooks: make notebooks PROFILE=smoke|quick|full [SOURCE=path/to/export]
-	$(BIN)/visionops notebooks --profile $(PROFILE) $(SOURCE_PARAMS) $(NOTEBOOK_ARGS)
+notebooks: setup ## notebooks 00..07 with papermill into outputs/notebooks: make notebooks PROFILE=smoke|quick|full [SOURCE=path/to/export] [TASK=classify]
+	$(BIN)/visionops notebooks --profile $(PROFILE) $(SOURCE_PARAMS) $(TASK_PARAMS) $(NOTEBOOK_ARGS)
 
 lab: setup ## JupyterLab on the notebooks (installs the optional `lab` extra the first time)
 	@test -x $(BIN)/jupyter-lab || $(BIN)/pip install -c requirements/constraints.txt -e '.[lab]'
@@ -77,6 +81,12 @@ bench-sweep: setup ## benchmark: 8 sweep trials with vs without median pruning (
 bench-predict: setup ## benchmark: visionops predict vs one-image endpoint requests (target >= 3x), peak RSS over 5,000 images
 	$(BIN)/python benchmarks/bench_predict.py
 
+bench-overhead: setup ## benchmark: fixed per-process cost of visionops train over plain Ultralytics, step by step, before/after
+	$(BIN)/python benchmarks/bench_overhead.py
+
+bench-classify: setup ## benchmark: quick classifier top-1 and training time, smoke notebooks 00-05 with task=classify
+	$(BIN)/python benchmarks/bench_classify.py
+
 lock: ## re-resolve every pin into requirements/constraints.txt (needs PyPI)
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/python -m pip install --quiet --upgrade "pip==$(PIP_VERSION)"
@@ -95,5 +105,5 @@ clean: ## remove generated data and outputs (keeps .venv)
 	git checkout -- outputs/README.md data/README.md
 
 .PHONY: help setup demo test lint run notebooks lab mlflow-ui bench-train bench-serve bench-notebooks bench-envs bench-predict lock \
-	azure-validate bench-sweep bench-runner \
+	azure-validate bench-sweep bench-runner bench-classify bench-overhead \
 	clean

@@ -105,6 +105,11 @@ def main() -> None:
     from visionops import offline
 
     offline.configure(settings.yolo_config_dir)
+    # The workspace's MLflow store exists, as for every training after a workspace's first: its one-time
+    # creation is not a per-process cost (bench_overhead.py measures it, and the template that cuts it).
+    from visionops.tracking import configure_mlflow
+
+    configure_mlflow(settings)
 
     plain_cfg = {
         "device": DEVICE,

@@ -84,8 +84,10 @@ def _keep_pil_errors() -> None:
         patches._pil_plugins_registered = True
 
 
-def configure(yolo_config_dir: Path, threads: int | None = None) -> None:
-    """Idempotent: environment, fonts, Ultralytics settings, thread count, AMP check."""
+def configure(yolo_config_dir: Path, threads: int | None = None) -> int:
+    """Idempotent: environment, fonts, Ultralytics settings, thread count, AMP check. Returns the
+    thread count set, so a caller need not call set_threads again (each call samples the load
+    for 0.2 s)."""
     global _configured_dir
     yolo_config_dir = Path(yolo_config_dir)
     apply_env(yolo_config_dir)
@@ -114,7 +116,7 @@ def configure(yolo_config_dir: Path, threads: int | None = None) -> None:
 
         trainer.check_amp = _offline_check_amp
         _configured_dir = config_dir
-    set_threads(threads)
+    return set_threads(threads)
 
 
 def choose_threads(cores: int, busy: int) -> int:
@@ -155,3 +157,26 @@ def set_threads(threads: int | None = None) -> int:
 
     torch.set_num_threads(n)
     return n
+
+
+def exit_now(code: int = 0) -> None:
+    """End a finished command without the interpreter's teardown, keeping everything that matters.
+
+    After a training, Python spends seconds at exit freeing ~400,000 objects of torch, MLflow and
+    pandas module by module (measured: 13 s under load on 2 cores vs 0.5 s this way; plain
+    Ultralytics pays a smaller share, having imported less). Nothing needs that teardown: the
+    atexit handlers (MLflow ends an open run and flushes its async queues, logging flushes) run
+    here first, then stdout/stderr are flushed, then the process exits with `code`. For command
+    entry points only, never inside a library call or a notebook kernel."""
+    import atexit
+    import sys
+
+    try:
+        atexit._run_exitfuncs()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # closed or broken pipe: nothing left to write
+                pass
+        os._exit(code)
