@@ -235,7 +235,7 @@ def register(
             python_model=str(_PYFUNC_CODE),
             artifacts=artifacts,
             pip_requirements=_pip_requirements(),
-            signature=_signature(),
+            signature=_signature(str(info.get("task", "detect"))),
         )
     str_tags = {**{k: str(v) for k, v in tags.items()}, **class_tags(classes)}
     mv = mlflow.register_model(model_info.model_uri, name, tags=str_tags)
@@ -258,17 +258,25 @@ def _class_list(classes: object, name: str) -> list[str]:
     return list(classes)
 
 
-def _signature():
-    """Declared, not inferred: inference would have to load the model and run it on an example."""
+def _signature(task: str = "detect"):
+    """Declared, not inferred: inference would have to load the model and run it on an example.
+    The output follows the task (mlflow_model.py): a row per box, or a row per image and rank;
+    the params are declared so MLflow passes them through (it drops undeclared ones)."""
     from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
     inputs = Schema([ColSpec("string", "path", required=False), ColSpec("string", "image", required=False)])
-    outputs = Schema(
-        [ColSpec("long", "image_index"), ColSpec("long", "class_id"), ColSpec("string", "label"),
-         ColSpec("double", "confidence"), *(ColSpec("double", c) for c in ("x0", "y0", "x1", "y1"))]
-    )
-    return ModelSignature(inputs=inputs, outputs=outputs)
+    if task == "classify":
+        outputs = Schema([ColSpec("long", "image_index"), ColSpec("long", "rank"), ColSpec("long", "class_id"),
+                          ColSpec("string", "label"), ColSpec("double", "probability")])
+        params = ParamSchema([ParamSpec("top_k", "long", 5)])
+    else:
+        outputs = Schema(
+            [ColSpec("long", "image_index"), ColSpec("long", "class_id"), ColSpec("string", "label"),
+             ColSpec("double", "confidence"), *(ColSpec("double", c) for c in ("x0", "y0", "x1", "y1"))]
+        )
+        params = ParamSchema([ParamSpec("conf", "double", 0.25)])
+    return ModelSignature(inputs=inputs, outputs=outputs, params=params)
 
 
 def _pip_requirements() -> list[str]:

@@ -1,4 +1,5 @@
-"""Serving fixtures: a small detector that really detects, and a real azmlinfsrv serving it.
+"""Serving fixtures: a small detector that really detects, a small classifier that really
+classifies, and a real azmlinfsrv serving each.
 
 The smoke profile's two-epoch model finds next to nothing, and the serving tests need real
 detections (expected boxes on a known image, boxes drawn in the browser, ONNX/PyTorch parity
@@ -92,6 +93,139 @@ def detector(tmp_path_factory) -> Detector:
         json.dumps({"train_s": train_s, "threads": trained.threads, "metrics": trained.metrics}))
     return Detector(settings=settings, ref=ref, model_dir=model_dir, dataset=Path(dataset.path),
                     known=known_image_from_dataset(dataset.path), train_s=train_s)
+
+
+# --- a small classifier that really classifies -----------------------------------------------------
+# Three classes anyone can tell apart at 64 px (a red disc, a green bar, a blue square on grey
+# noise, varied in size and place), a short schedule: yolo11n-cls from scratch learns them in a
+# few epochs. Augmentations that could erase the object or its colour (random erasing,
+# RandAugment, small crops) are off. Test images are non-square (both orientations) so serving's
+# resize + center crop runs.
+CLASSIFY_CLASSES = ("bar", "disc", "square")  # sorted: Ultralytics' class order
+FAST_CLASSIFIER = {"per_class": {"train": 30, "val": 6, "test": 4}, "image_size": 64, "imgsz": 64, "epochs": 10,
+                   "batch": 16, "lr0": 0.002,
+                   "extra": {"erasing": 0.0, "auto_augment": None, "scale": 0.2, "hsv_s": 0.2, "hsv_v": 0.2}}
+_TEST_SIZES = ((96, 64), (64, 88), (80, 64), (72, 100))
+
+
+def _classify_image(kind: str, size: tuple[int, int], rng) -> object:
+    """One image of a class: its object near the centre (inside any center crop), on grey noise."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    w, h = size
+    base = rng.integers(90, 160)
+    pixels = np.clip(rng.normal(base, 12, (h, w, 3)), 0, 255).astype(np.uint8)
+    img = Image.fromarray(pixels)
+    draw = ImageDraw.Draw(img)
+    side = min(w, h)
+    r = side * rng.uniform(0.22, 0.34)
+    cx, cy = w / 2 + rng.uniform(-0.1, 0.1) * side, h / 2 + rng.uniform(-0.1, 0.1) * side
+    if kind == "disc":
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=(220, 40, 40))
+    elif kind == "bar":
+        draw.rectangle([cx - r, cy - r * 0.35, cx + r, cy + r * 0.35], fill=(40, 190, 60))
+    else:
+        s = r * 0.85
+        draw.rectangle([cx - s, cy - s, cx + s, cy + s], fill=(40, 80, 230))
+    return img
+
+
+def make_classify_dataset(dst: Path, seed: int = 0) -> Path:
+    """<dst>/{train,val,test}/<class>/*.jpg, deterministic per seed; test images are non-square."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    size = FAST_CLASSIFIER["image_size"]
+    for split, n in FAST_CLASSIFIER["per_class"].items():
+        for kind in CLASSIFY_CLASSES:
+            folder = dst / split / kind
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                wh = _TEST_SIZES[i % len(_TEST_SIZES)] if split == "test" else (size, size)
+                _classify_image(kind, wh, rng).save(folder / f"{kind}_{i:03d}.jpg", quality=95)
+    return dst
+
+
+@dataclass
+class Classifier:
+    settings: object
+    ref: object  # registry.ModelVersionRef
+    model_dir: Path
+    dataset: Path
+    known: object  # smoke_test.KnownLabel
+    train_s: float
+
+    @property
+    def test_images(self) -> list[tuple[Path, str]]:
+        """(image, true class) of every test image."""
+        return [(p, p.parent.name) for p in sorted((self.dataset / "test").glob("*/*.jpg"))]
+
+
+@pytest.fixture(scope="session")
+def classifier(tmp_path_factory) -> Classifier:
+    """yolo11n-cls trained from scratch with plain Ultralytics on the easy set above, exported to
+    ONNX and registered as `<data set>-classifier` champion in its own project root (its own
+    MLflow store), through visionops.registry as the lifecycle registers. Set
+    VISIONOPS_TEST_CLASSIFIER_ROOT to such a root (`fast-classifier0` under pytest's temporary
+    directory) to skip the training."""
+    from visionops import offline, registry, tracking
+    from visionops.evaluation.decision import DecisionRule, decide
+    from visionops.serving.export import export_onnx
+    from visionops.serving.smoke_test import known_label_from_dataset
+    from visionops.settings import get_settings
+
+    reuse = os.environ.get("VISIONOPS_TEST_CLASSIFIER_ROOT")
+    root = Path(reuse) if reuse else tmp_path_factory.mktemp("fast-classifier")
+    settings = get_settings(root=root, threads=1)  # one thread: same weights everywhere (see `detector`)
+    dataset = root / "data" / "signs"
+    name = "signs-classifier"
+    if reuse:
+        ref = registry.require_champion(settings, name)
+        return Classifier(settings=settings, ref=ref, model_dir=registry.download(settings, ref), dataset=dataset,
+                          known=known_label_from_dataset(dataset), train_s=0.0)
+    make_classify_dataset(dataset)
+    offline.configure(settings.yolo_config_dir, settings.threads)
+    from ultralytics import YOLO
+
+    imgsz = FAST_CLASSIFIER["imgsz"]
+    started = time.perf_counter()
+    model = YOLO("yolo11n-cls.yaml")
+    model.train(data=str(dataset), epochs=FAST_CLASSIFIER["epochs"], imgsz=imgsz, batch=FAST_CLASSIFIER["batch"],
+                lr0=FAST_CLASSIFIER["lr0"], optimizer="AdamW", warmup_epochs=0, device="cpu", workers=0, seed=0,
+                deterministic=True, plots=False, amp=False, project=str(root / "runs"), name="train",
+                exist_ok=True, verbose=False, **FAST_CLASSIFIER["extra"])
+    train_s = time.perf_counter() - started
+    weights = Path(model.trainer.best)
+    top1 = float(model.trainer.metrics.get("metrics/accuracy_top1", 0.0))
+    onnx = export_onnx(weights, settings, imgsz=imgsz, dst=root / "export" / "best.onnx")
+    import mlflow
+
+    tracking.configure_mlflow(settings)
+    with mlflow.start_run(run_name="fast-classifier") as run:
+        mlflow.log_metrics({"top1": top1, "train_s": train_s})
+    decision = decide({"top1": top1}, None, DecisionRule(metric="top1", floor=0.0))
+    ref = registry.register(
+        settings, decision=decision, weights=weights, train_run_id=run.info.run_id, name=name,
+        tags={"dataset.name": "signs", "dataset.version": "1", "imgsz": imgsz, "task": "classify"},
+        info={"classes": list(CLASSIFY_CLASSES), "imgsz": imgsz, "task": "classify", "dataset": "signs:1",
+              "metrics": {"top1": top1}, "train_run_id": run.info.run_id},
+        extra_artifacts={"onnx": onnx},
+    )
+    (root / "fast_classifier.json").write_text(json.dumps({"train_s": train_s, "top1": top1}))
+    return Classifier(settings=settings, ref=ref, model_dir=registry.download(settings, ref), dataset=dataset,
+                      known=known_label_from_dataset(dataset), train_s=train_s)
+
+
+@pytest.fixture(scope="session")
+def classify_endpoint(classifier):
+    """The classifier behind a real azmlinfsrv on loopback (ONNX Runtime, key auth), for the session."""
+    from visionops.serving.local_endpoint import LocalEndpoint
+
+    settings = classifier.settings.with_overrides(**ENDPOINT_LIMITS)
+    with LocalEndpoint(classifier.model_dir, settings, name="tests-cls", runtime="onnx",
+                       model_name=classifier.ref.name, model_version=classifier.ref.version) as ep:
+        yield ep
 
 
 # Small limits so that over-limit requests stay small and fast.

@@ -240,3 +240,74 @@ def test_azure_batch_scoring_script_returns_one_row_per_file(detector, tmp_path,
     assert all(r["model"].endswith(f":{detector.ref.version}") for r in rows)
     assert rows[-1]["error"]["code"] == "invalid_image"
     assert all("boxes" in r for r in rows[:-1]) and sum(len(r["boxes"]) for r in rows[:-1]) > 0
+
+
+# --- a classifier: labels with probabilities per image, no COCO files ----------------------------------
+def _classify_folder(classifier, dst: Path) -> dict[str, str]:
+    """Test images at the top, in a sub-folder and under a unicode name, plus a corrupt JPEG:
+    {relative name: true class} of the good ones."""
+    cases = classifier.test_images
+    layout = {"a.jpg": cases[0], "sub/b.jpg": cases[4], UNICODE: cases[8]}
+    for rel, (src, _) in layout.items():
+        (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst / rel)
+    data = cases[1][0].read_bytes()
+    (dst / "sub" / "broken.jpg").write_bytes(data[: len(data) // 3])
+    return {rel: truth for rel, (_, truth) in layout.items()}
+
+
+def test_classifier_records_hold_labels_and_probabilities(classifier, tmp_path):
+    from visionops.serving.batch import load_runner
+
+    truth = _classify_folder(classifier, tmp_path / "in")
+    runner = load_runner(classifier.model_dir, threads=1)
+    assert runner.predictor.task == "classify"
+    summary = predict_folder(runner, image_source(tmp_path / "in"), tmp_path / "out", batch_size=2, top_k=2)
+    assert (summary.scored, summary.failed, summary.task) == (3, 1, "classify")
+    assert summary.coco_results is None and summary.coco_images is None
+    assert not (tmp_path / "out" / COCO_RESULTS).exists() and not (tmp_path / "out" / COCO_IMAGES).exists()
+    records = {r["file"]: r for r in _records(tmp_path / "out")}
+    assert records["sub/broken.jpg"]["error"]["code"] == "invalid_image"
+    single = load_predictor(classifier.model_dir, "onnx", threads=1)
+    for rel, label in truth.items():
+        rec = records[rel]
+        assert sorted(rec) == ["class_ids", "file", "height", "image_id", "labels", "probabilities", "width"]
+        assert rec["labels"][0] == label and len(rec["labels"]) == 2
+        want = single.predict([read_image(tmp_path / "in" / rel)], top_k=2)[0].to_dict()
+        assert rec["labels"] == want["labels"]
+        np.testing.assert_allclose(rec["probabilities"], want["probabilities"], atol=1e-3)
+    manifest = json.loads((tmp_path / "out" / "predict.json").read_text(encoding="utf-8"))
+    assert (manifest["task"], manifest["top_k"]) == ("classify", 2) and "conf" not in manifest
+    # resuming with another top_k would mix records: refused
+    with pytest.raises(ConfigError, match=r"top_k: 2 there, 3 now"):
+        predict_folder(runner, image_source(tmp_path / "in"), tmp_path / "out", top_k=3)
+
+
+def test_cli_scores_a_classifier_and_says_why_there_is_no_coco(classifier, tmp_path):
+    _classify_folder(classifier, tmp_path / "in")
+    out = tmp_path / "out"
+    ref = f"{classifier.ref.name}:{classifier.ref.version}"
+    res = _cli("predict", str(tmp_path / "in"), "--out", str(out), "--model", ref, "--top-k", "1",
+               root=classifier.settings.root)
+    assert res.returncode == 0, res.stderr
+    assert "(classify, onnx" in res.stdout and "scored         3 image(s), " in res.stdout
+    assert "detection(s)" not in res.stdout and "1 image(s) could not be read" in res.stdout
+    assert "coco results   not written: classify model (COCO results are for detection" in res.stdout
+    assert all(len(r["labels"]) == 1 for r in _records(out) if "error" not in r)
+
+
+def test_azure_batch_scoring_script_classifies(classifier, tmp_path, monkeypatch):
+    from visionops.serving import batch_score
+    from visionops.settings import reset_settings_cache
+
+    truth = _classify_folder(classifier, tmp_path / "in")
+    mini_batch = [str(tmp_path / "in" / rel) for rel in truth]
+    monkeypatch.setenv("AZUREML_MODEL_DIR", str(classifier.model_dir))
+    reset_settings_cache()
+    try:
+        batch_score.init()
+        rows = [json.loads(r) for r in batch_score.run(mini_batch)]
+    finally:
+        reset_settings_cache()
+    assert [r["labels"][0] for r in rows] == list(truth.values())
+    assert all(len(r["probabilities"]) == 3 for r in rows)

@@ -99,7 +99,8 @@ def test_known_image_is_detected_with_model_identity(client, detector):
     from visionops.serving.smoke_test import iou
 
     answer = client.score({"image": encode_image(detector.known.path), "conf": 0.25})
-    assert answer["model"] == {"name": detector.ref.name, "version": detector.ref.version, "runtime": "onnx"}
+    assert answer["model"] == {"name": detector.ref.name, "version": detector.ref.version, "runtime": "onnx",
+                               "task": "detect"}
     pred = answer["predictions"][0]
     w, h = Image.open(detector.known.path).size
     assert (pred["width"], pred["height"]) == (w, h)

@@ -65,6 +65,30 @@ def test_parameter_errors_name_the_field(body, code, field):
     assert (exc.value.status, exc.value.code, exc.value.field) == (400, code, field)
 
 
+@pytest.mark.parametrize(
+    ("top_k", "num_classes", "message"),
+    [
+        (0, 3, r"top_k must be in \[1, 3\] \(the model has 3 classes\), got 0"),
+        (4, 3, r"top_k must be in \[1, 3\] \(the model has 3 classes\), got 4"),
+        (2.5, 3, "top_k must be an integer, got 2.5"),
+        ("3", 3, 'top_k must be an integer, got "3"'),
+        (True, 3, "top_k must be an integer, got true"),
+        (1001, None, r"top_k must be in \[1, 1000\], got 1001"),
+    ],
+)
+def test_top_k_is_validated_like_the_other_parameters(top_k, num_classes, message):
+    with pytest.raises(RequestError, match=message) as exc:
+        parse_request({"image": encoded(Image.new("RGB", (16, 16))), "top_k": top_k}, LIMITS, num_classes=num_classes)
+    assert (exc.value.status, exc.value.code, exc.value.field) == (400, "invalid_parameter", "top_k")
+
+
+def test_top_k_defaults_to_the_models_choice_and_accepts_the_class_count():
+    image = encoded(Image.new("RGB", (16, 16)))
+    assert parse_request({"image": image}, LIMITS, num_classes=3).top_k is None
+    assert parse_request({"image": image, "top_k": 3}, LIMITS, num_classes=3).top_k == 3
+    assert parse_request({"image": image, "top_k": 1, "conf": 0.5}, LIMITS).top_k == 1
+
+
 def test_over_limit_image_is_refused_from_its_header_without_decoding():
     big = Image.new("L", (5000, 4000))  # 20 Mpx over a 16.7 Mpx limit; compresses to a few KB
     b64 = encoded(big)
@@ -107,7 +131,7 @@ def test_a_failing_model_answers_500_in_the_error_format():
     from visionops.serving.score import Scorer
 
     class Broken:
-        name, version, runtime = "m", "1", "onnx"
+        name, version, runtime, task, names = "m", "1", "onnx", "detect", ["a"]
 
         def predict(self, *args, **kwargs):
             raise RuntimeError("boom")

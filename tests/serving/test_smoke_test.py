@@ -13,7 +13,8 @@ def test_smoke_test_passes_on_the_endpoint(endpoint, detector):
     report = run_smoke_test(endpoint.info, detector.known)
     assert report.ok, report.summary()
     assert [c.name for c in report.checks] == ["health", "known image", "invalid request", "healthy afterwards"]
-    assert report.model == {"name": detector.ref.name, "version": detector.ref.version, "runtime": "onnx"}
+    assert report.model == {"name": detector.ref.name, "version": detector.ref.version, "runtime": "onnx",
+                            "task": "detect"}
     assert "IoU" in report.checks[1].detail
     assert report.checks[2].detail.startswith("400 ")
     assert report.to_dict()["ok"] is True

@@ -132,6 +132,80 @@ def test_browser_upload_draws_boxes_and_labels(live_app, endpoint, detector, ses
     assert not outside
 
 
+@pytest.fixture
+def classify_app(classify_endpoint):
+    from visionops.webapp import create_app
+
+    return create_app(classify_endpoint.settings, classify_endpoint.info)
+
+
+def test_api_classifies_with_top_k(classify_app, classifier):
+    web = classify_app.test_client()
+    with open(classifier.known.path, "rb") as fh:
+        r = web.post("/api/detect", data={"image": (fh, "known.jpg"), "conf": "0.25", "top_k": "2"})
+    assert r.status_code == 200, r.data
+    body = r.get_json()
+    assert body["model"]["task"] == "classify"
+    pred = body["prediction"]
+    assert pred["labels"][0] == classifier.known.label and len(pred["probabilities"]) == 2
+    bad = web.post("/api/detect", data={"image": (io.BytesIO(classifier.known.path.read_bytes()), "k.jpg"),
+                                        "top_k": "9"})
+    assert bad.status_code == 400 and bad.get_json()["error"]["field"] == "top_k"
+    typo = web.post("/api/detect", data={"image": (io.BytesIO(b"x"), "k.jpg"), "top_k": "two"})
+    assert typo.status_code == 400 and typo.get_json()["error"]["field"] == "top_k"
+
+
+@pytest.fixture
+def live_classify_app(classify_app):
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, classify_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(10)
+
+
+@pytest.mark.browser
+def test_browser_upload_lists_labels_with_probabilities(live_classify_app, classify_endpoint, classifier,
+                                                        session_root):
+    from playwright.sync_api import sync_playwright
+
+    chromium = _chromium()
+    shots = session_root / "outputs" / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 760})
+            page.goto(live_classify_app + "/")
+            page.set_input_files("#file", str(classifier.known.path))
+            page.click("#detect")
+            page.wait_for_selector("body[data-state=done]", timeout=30_000)
+            items = page.locator("#classes li.class-label")
+            assert items.count() == 3  # default top 5, capped at the 3 classes
+            labels = items.evaluate_all("els => els.map(e => e.dataset.label)")
+            probs = [float(v) for v in items.evaluate_all("els => els.map(e => e.dataset.probability)")]
+            assert labels[0] == classifier.known.label and sorted(labels) == ["bar", "disc", "square"]
+            assert probs == sorted(probs, reverse=True) and 0.99 <= sum(probs) <= 1.01
+            texts = items.locator(".probability").all_text_contents()
+            assert all(re.fullmatch(r"\d+\.\d%", t) for t in texts)
+            assert page.locator("#classes").is_visible() and not page.locator("#detections").is_visible()
+            assert page.locator("svg#overlay g.detection").count() == 0
+            caption = page.locator("svg#overlay text.caption").text_content()
+            assert caption.startswith(f"{classifier.known.label} ")
+            assert page.locator("#count-title").inner_text() == "Top class"
+            assert page.locator("#count").inner_text().startswith(classifier.known.label)
+            assert page.locator("#model-version").inner_text() == (
+                f"{classifier.ref.name} v{classifier.ref.version} (onnx)")
+            assert f"classified as {classifier.known.label}" in page.locator("#status").inner_text()
+            page.screenshot(path=str(shots / "webapp-classify.png"), full_page=True)
+        finally:
+            browser.close()
+    assert (shots / "webapp-classify.png").stat().st_size > 10_000
+
+
 def test_page_follows_the_local_deployment(detector):
     """Without a fixed endpoint the page looks up the running local deployment on each request."""
     from visionops.serving.local_endpoint import deploy_local, stop_local

@@ -1,5 +1,8 @@
 """`visionops predict`: score a folder (or glob) of images with the production model, in batches.
 
+A detector's records hold boxes and COCO results are written too; a classifier's records hold the
+top-k labels with probabilities, and no COCO file (COCO results are a detection format).
+
 The work is visionops.serving.batch's; this module only parses options, shows a progress bar and
 prints the summary.
 """
@@ -21,14 +24,17 @@ def predict_cmd(
     model: Annotated[str | None, typer.Option(
         help="name:version, or a name (its production version); default: the production model.")] = None,
     out: Annotated[Path | None, typer.Option(
-        help="Output folder (predictions.jsonl, coco_results.json, coco_images.json); default: "
-             "outputs/predictions/<source folder name>. A rerun into it scores only new images.")] = None,
+        help="Output folder (predictions.jsonl; for a detector also coco_results.json, coco_images.json); "
+             "default: outputs/predictions/<source folder name>. A rerun into it scores only new images.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Images per ONNX Runtime call (VISIONOPS_BATCH_SIZE).")] = None,
-    conf: Annotated[float, typer.Option(help="Confidence threshold.")] = 0.25,
-    iou: Annotated[float, typer.Option(help="NMS IoU threshold.")] = 0.7,
+    conf: Annotated[float, typer.Option(help="Confidence threshold (detection).")] = 0.25,
+    iou: Annotated[float, typer.Option(help="NMS IoU threshold (detection).")] = 0.7,
+    top_k: Annotated[int | None, typer.Option(
+        min=1, help="Labels per image, best first (classification; default 5, capped at the classes).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Start the output over instead of resuming.")] = False,
 ) -> None:
-    """Score images with ONNX Runtime in batches: one JSONL record per image (or its error), plus COCO results."""
+    """Score images with ONNX Runtime in batches: one JSONL record per image (or its error), plus COCO results
+    for a detector."""
     from visionops.serving.batch import (
         image_source,
         load_runner,
@@ -48,24 +54,30 @@ def predict_cmd(
     runner = load_runner(folder, threads=threads, name=ref.name, version=ref.version)
     target = out or s.outputs_dir / "predictions" / (src.root.name or "images")
     mode = "batched" if runner.batched else "one image per call"
-    console.print(f"model          {ref.name} v{ref.version} (onnx, {mode}, {threads} thread(s) + {readers} reader(s))")
+    model_task = runner.predictor.task
+    console.print(f"model          {ref.name} v{ref.version} ({model_task}, onnx, {mode}, {threads} thread(s) + "
+                  f"{readers} reader(s))")
     console.print(f"images         {total} under {src.describe()}")
     columns = (TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err_console, transient=True) as progress:
         task = progress.add_task("scoring", total=total)
         summary = predict_folder(
-            runner, src, target, batch_size=batch_size or s.batch_size, conf=conf, iou=iou,
+            runner, src, target, batch_size=batch_size or s.batch_size, conf=conf, iou=iou, top_k=top_k,
             max_pixels=s.max_image_pixels, overwrite=overwrite, readers=readers,
             on_start=lambda started: progress.advance(task, started.skipped),
             on_record=lambda _: progress.advance(task),
         )
-    console.print(f"scored         {summary.scored} image(s), {summary.detections} detection(s), "
-                  f"{summary.images_per_s:.1f} images/s")
+    found = f"{summary.detections} detection(s), " if summary.coco_results is not None else ""
+    console.print(f"scored         {summary.scored} image(s), {found}{summary.images_per_s:.1f} images/s")
     console.print(f"skipped        {summary.skipped} already in {summary.predictions}")
     if summary.failed:
         console.print(f"[yellow]errors[/]         {summary.failed} image(s) could not be read (error records):")
         for e in summary.errors:
             console.print(f"               {e['file']}: {e['code']}: {e['message']}", highlight=False)
     console.print(f"predictions    {summary.predictions}")
-    console.print(f"coco results   {summary.coco_results} (images: {summary.coco_images})")
+    if summary.coco_results is not None:
+        console.print(f"coco results   {summary.coco_results} (images: {summary.coco_images})")
+    else:
+        console.print(f"coco results   not written: {model_task} model (COCO results are for detection; the labels and "
+                      "probabilities are in the JSONL)")
 

@@ -112,11 +112,13 @@ def deploy_cmd(
 def smoke_test_cmd(
     name: EndpointNameOpt = "local",
     dataset: Annotated[Path | None, typer.Option(
-        help="Data set folder whose test split holds the known image (default: the champion's).")] = None,
-    conf: Annotated[float, typer.Option(help="Confidence threshold for the known-image check.")] = 0.25,
+        help="Data set folder whose test split holds the known image (default: the champion's); a "
+             "classification set's test/<class>/<image> gives the image and its class.")] = None,
+    conf: Annotated[float, typer.Option(help="Confidence threshold for the known-image check (detection).")] = 0.25,
     out: Annotated[Path | None, typer.Option(help="Write the report as JSON here.")] = None,
 ) -> None:
-    """Check a deployed endpoint: health, a known image with expected detections, a bad request -> 4xx."""
+    """Check a deployed endpoint: health, a known image with its expected detections (or top-1 label), a bad
+    request -> 4xx."""
     from visionops.serving.local_endpoint import endpoints_dir, resolve_endpoint
     from visionops.serving.smoke_test import known_image_for_champion, known_image_from_dataset, run_smoke_test
 
@@ -140,7 +142,8 @@ def webapp_cmd(
     port: Annotated[int, typer.Option(help="Port of the page.")] = 8000,
     name: EndpointNameOpt = "local",
 ) -> None:
-    """The demo page: upload an image, see boxes and labels (calls the deployed endpoint server-side)."""
+    """The demo page: upload an image, see boxes and labels, or a classifier's top labels (calls the deployed
+    endpoint server-side)."""
     from visionops.serving.local_endpoint import resolve_endpoint
     from visionops.webapp import serve
 

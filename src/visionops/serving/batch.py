@@ -1,23 +1,28 @@
-"""Batch scoring: a folder (or glob) of images -> one JSONL record per image and COCO results.
+"""Batch scoring: a folder (or glob) of images -> one JSONL record per image (and, for a detector,
+COCO results).
 
 Why a separate path from the endpoint: scoring thousands of files one HTTP request at a time pays
 base64, JSON and a loopback round trip per image, and runs the model on one image per call. Here
 the files are read and decoded in a small thread pool while the previous batch runs, and ONNX
 Runtime scores a whole batch in one call (see `BatchRunner`), with the endpoint's own pre- and
-post-processing (`predictor.preprocess` / `postprocess`), so the boxes are the endpoint's boxes.
+post-processing (the model's task head, visionops.serving.heads), so the records hold the
+endpoint's predictions.
 
 The contract, shared by `visionops predict` and the Azure ML batch deployment (batch_score.py):
 
 - one record per image, in the order scored: `{"image_id", "file", "width", "height", "boxes",
-  "class_ids", "labels", "confidences"}`, or `{"image_id", "file", "error": {"code", "message"}}`
-  for an image that cannot be read (a corrupt file is a record, never a crash);
+  "class_ids", "labels", "confidences"}` for a detector, `{"image_id", "file", "width", "height",
+  "labels", "class_ids", "probabilities"}` (top-k, best first) for a classifier, or
+  `{"image_id", "file", "error": {"code", "message"}}` for an image that cannot be read (a
+  corrupt file is a record, never a crash);
 - memory does not grow with the folder: paths are walked lazily, at most two batches are in
   flight, each record is written when made; only the set of already-scored names is kept, for
   resuming;
 - resumable: a second run into the same output skips the files recorded there and appends the
-  new ones; a run with another model, source or thresholds is refused (its records would mix);
-- `coco_results.json` (the COCO detection results list, for `COCO.loadRes`) and `coco_images.json`
-  (the images and categories those results refer to) are rebuilt from the JSONL after each run.
+  new ones; a run with another model, source or parameters is refused (its records would mix);
+- for a detector, `coco_results.json` (the COCO detection results list, for `COCO.loadRes`) and
+  `coco_images.json` (the images and categories those results refer to) are rebuilt from the JSONL
+  after each run. COCO results are a detection format: a classifier's run writes the JSONL only.
 
 Core only: no CLI imports (`visionops.cli.predict` is the command).
 """
@@ -39,15 +44,13 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from visionops.errors import ConfigError, VisionOpsError
+from visionops.serving.heads import Params, Prediction
 from visionops.serving.predictor import (
     DEFAULT_CONF,
     DEFAULT_IOU,
     DEFAULT_MAX_DET,
-    Detections,
     OnnxPredictor,
     Predictor,
-    postprocess,
-    preprocess,
 )
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
@@ -217,21 +220,19 @@ class BatchRunner:
 
     def predict(
         self, images: list[np.ndarray], *, conf: float = DEFAULT_CONF, iou: float = DEFAULT_IOU,
-        max_det: int = DEFAULT_MAX_DET,
-    ) -> list[Detections]:
+        max_det: int = DEFAULT_MAX_DET, top_k: int | None = None,
+    ) -> list[Prediction]:
         if not images:
             return []
         p = self.predictor
-        blobs, frames = zip(*(preprocess(img, p.imgsz) for img in images), strict=True)
+        head = p.head
+        params = Params(conf=conf, iou=iou, max_det=max_det, top_k=top_k)
+        blobs, frames = zip(*(head.preprocess(img, p.imgsz) for img in images), strict=True)
         if self.batched:
             outputs = self.session.run(None, {p.input_name: np.concatenate(blobs)})[0]
         else:
             outputs = np.concatenate([p.session.run(None, {p.input_name: b})[0] for b in blobs])
-        results = []
-        for out, frame in zip(outputs, frames, strict=True):
-            boxes, scores, cls = postprocess(out[None], conf, iou, max_det)
-            results.append(p._detections(frame, frame.to_image(boxes), scores.tolist(), cls.tolist()))
-        return results
+        return [head.from_onnx(out[None], frame, p.names, params) for out, frame in zip(outputs, frames, strict=True)]
 
 
 def _batched_session(predictor: OnnxPredictor) -> tuple[Any, bool]:
@@ -324,6 +325,7 @@ def score_items(
     conf: float = DEFAULT_CONF,
     iou: float = DEFAULT_IOU,
     max_det: int = DEFAULT_MAX_DET,
+    top_k: int | None = None,
     max_pixels: int | None = None,
     readers: int = 1,
 ) -> Iterator[tuple[ImageItem, dict[str, Any]]]:
@@ -331,24 +333,26 @@ def score_items(
     and decoded in `readers` threads while the current batch is scored; nothing else is kept."""
     if batch_size < 1:
         raise ConfigError(f"batch size must be at least 1, got {batch_size}")
+    params = Params(conf=conf, iou=iou, max_det=max_det, top_k=top_k)
     with ThreadPoolExecutor(max_workers=max(readers, 1), thread_name_prefix="visionops-read") as pool:
         pending: tuple[list[ImageItem], list[Future]] | None = None
         for chunk in _chunks(items, batch_size):
             futures = [pool.submit(_load, item, max_pixels) for item in chunk]
             if pending is not None:
-                yield from _score_chunk(runner, *pending, conf=conf, iou=iou, max_det=max_det)
+                yield from _score_chunk(runner, *pending, params=params)
             pending = (chunk, futures)
         if pending is not None:
-            yield from _score_chunk(runner, *pending, conf=conf, iou=iou, max_det=max_det)
+            yield from _score_chunk(runner, *pending, params=params)
 
 
 def _score_chunk(
-    runner: BatchRunner, chunk: list[ImageItem], futures: list[Future], *, conf: float, iou: float, max_det: int,
+    runner: BatchRunner, chunk: list[ImageItem], futures: list[Future], *, params: Params,
 ) -> Iterator[tuple[ImageItem, dict[str, Any]]]:
     loaded = [f.result() for f in futures]
     good = [(i, arr) for i, arr in enumerate(loaded) if isinstance(arr, np.ndarray)]
-    detections = runner.predict([arr for _, arr in good], conf=conf, iou=iou, max_det=max_det)
-    by_index = {i: d for (i, _), d in zip(good, detections, strict=True)}
+    scored = runner.predict([arr for _, arr in good], conf=params.conf, iou=params.iou, max_det=params.max_det,
+                            top_k=params.top_k)
+    by_index = {i: d for (i, _), d in zip(good, scored, strict=True)}
     for i, item in enumerate(chunk):
         if i in by_index:
             yield item, {"file": item.key, **by_index[i].to_dict()}
@@ -361,18 +365,20 @@ def _score_chunk(
 # --- the output folder ---------------------------------------------------------------------------
 @dataclass
 class PredictSummary:
-    """What one run did: scored now, failed now (error records), skipped (already in the output)."""
+    """What one run did: scored now, failed now (error records), skipped (already in the output).
+    `coco_results`/`coco_images` are None for a classifier (COCO results are a detection format)."""
 
     out_dir: Path
     predictions: Path
-    coco_results: Path
-    coco_images: Path
+    coco_results: Path | None
+    coco_images: Path | None
     model: str
+    task: str = "detect"
     total: int = 0
     scored: int = 0
     failed: int = 0
     skipped: int = 0
-    detections: int = 0
+    detections: int = 0  # boxes found (detection only)
     batched: bool = False
     seconds: float = 0.0
     errors: list[dict[str, Any]] = field(default_factory=list)  # the first few, for the report
@@ -383,8 +389,10 @@ class PredictSummary:
         return done / self.seconds if self.seconds > 0 else 0.0
 
 
-def _manifest(src: ImageSource, model: str, conf: float, iou: float, max_det: int) -> dict[str, Any]:
-    return {"source": src.describe(), "model": model, "conf": conf, "iou": iou, "max_det": max_det}
+def _manifest(src: ImageSource, model: str, run_params: dict[str, Any]) -> dict[str, Any]:
+    """What must match for a rerun to append: source, model and the parameters that change the
+    task's output (a detector's thresholds; a classifier's task and top_k)."""
+    return {"source": src.describe(), "model": model, **run_params}
 
 
 def check_manifest(out_dir: Path, wanted: dict[str, Any]) -> None:
@@ -444,6 +452,7 @@ def predict_folder(
     conf: float = DEFAULT_CONF,
     iou: float = DEFAULT_IOU,
     max_det: int = DEFAULT_MAX_DET,
+    top_k: int | None = None,
     max_pixels: int | None = None,
     overwrite: bool = False,
     readers: int = 1,
@@ -451,8 +460,8 @@ def predict_folder(
     on_record: Callable[[dict[str, Any]], None] | None = None,
 ) -> PredictSummary:
     """Score every image of `source` not yet in `out_dir`, appending to predictions.jsonl (flushed
-    per batch), then rebuild the COCO files. `on_start` sees the summary once the skipped files
-    are counted, `on_record` each new record (progress bars)."""
+    per batch), then (detection) rebuild the COCO files. `on_start` sees the summary once the
+    skipped files are counted, `on_record` each new record (progress bars)."""
     import time
 
     p = runner.predictor
@@ -461,17 +470,21 @@ def predict_folder(
     predictions = out_dir / PREDICTIONS
     total = require_images(source)
     out_dir.mkdir(parents=True, exist_ok=True)
-    wanted = _manifest(source, model, conf, iou, max_det)
+    head = p.head
+    wanted = _manifest(source, model, head.run_params(Params(conf=conf, iou=iou, max_det=max_det, top_k=top_k)))
     if overwrite:
         for name in (PREDICTIONS, MANIFEST, COCO_RESULTS, COCO_IMAGES):
             (out_dir / name).unlink(missing_ok=True)
     check_manifest(out_dir, wanted)
     (out_dir / MANIFEST).write_text(
-        json.dumps({**wanted, "classes": list(p.names), "updated": datetime.now(UTC).isoformat(timespec="seconds")},
-                   indent=2, ensure_ascii=False), encoding="utf-8")
+        json.dumps({"task": head.task, **wanted, "classes": list(p.names),
+                    "updated": datetime.now(UTC).isoformat(timespec="seconds")}, indent=2, ensure_ascii=False),
+        encoding="utf-8")
     done, last_id = read_done(predictions)
-    summary = PredictSummary(out_dir=out_dir, predictions=predictions, coco_results=out_dir / COCO_RESULTS,
-                             coco_images=out_dir / COCO_IMAGES, model=model, total=total, batched=runner.batched)
+    summary = PredictSummary(out_dir=out_dir, predictions=predictions,
+                             coco_results=out_dir / COCO_RESULTS if head.coco else None,
+                             coco_images=out_dir / COCO_IMAGES if head.coco else None,
+                             model=model, task=head.task, total=total, batched=runner.batched)
     todo = (item for item in source if item.key not in done)
     summary.skipped = sum(1 for item in source if item.key in done)
     if on_start is not None:
@@ -479,7 +492,8 @@ def predict_folder(
     started = time.perf_counter()
     with predictions.open("a", encoding="utf-8") as fh:
         for n, (_, record) in enumerate(score_items(runner, todo, batch_size=batch_size, conf=conf, iou=iou,
-                                                    max_det=max_det, max_pixels=max_pixels, readers=readers), 1):
+                                                    max_det=max_det, top_k=top_k, max_pixels=max_pixels,
+                                                    readers=readers), 1):
             last_id += 1
             record = {"image_id": last_id, **record}
             fh.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -489,13 +503,14 @@ def predict_folder(
                     summary.errors.append({"file": record["file"], **record["error"]})
             else:
                 summary.scored += 1
-                summary.detections += len(record["boxes"])
+                summary.detections += len(record.get("boxes", ()))
             if n % batch_size == 0:
                 fh.flush()
             if on_record is not None:
                 on_record(record)
     summary.seconds = time.perf_counter() - started
-    write_coco(predictions, p.names, summary.coco_results, summary.coco_images)
+    if summary.coco_results is not None and summary.coco_images is not None:
+        write_coco(predictions, p.names, summary.coco_results, summary.coco_images)
     return summary
 
 

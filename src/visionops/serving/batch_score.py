@@ -5,7 +5,8 @@ list of file paths (`batch_mini_batch_size` of them); every item of the returned
 line of the job's predictions.jsonl (output_action append_row). Here each line is the JSON record
 `visionops predict` writes for that image, so a batch job's output reads like a local run's:
 
-    {"file", "width", "height", "boxes", "class_ids", "labels", "confidences", "model"}
+    {"file", "width", "height", "boxes", "class_ids", "labels", "confidences", "model"}   (a detector)
+    {"file", "width", "height", "labels", "class_ids", "probabilities", "model"}        (a classifier: top 5)
     {"file", "error": {"code", "message"}, "model"}          (an image that cannot be read)
 
 A corrupt image is a record, not a failed mini-batch: failing the mini-batch would retry and then

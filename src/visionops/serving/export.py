@@ -1,4 +1,6 @@
-"""Export trained weights to ONNX with Ultralytics, offline.
+"""Export trained weights to ONNX with Ultralytics, offline: a detector or a classifier alike (the
+task comes from the checkpoint, and Ultralytics writes it into the ONNX metadata, where serving
+reads it back; a classifier's `output0 [1, nc]` is its softmax).
 
 onnx, onnxruntime and onnxslim are installed up front: Ultralytics would otherwise try to
 pip-install them at export time (and fail offline).

@@ -1,17 +1,19 @@
-"""In-process detection with a registered model: one `Predictor` API, two runtimes.
+"""In-process scoring with a registered model: one `Predictor` API, two runtimes, two tasks.
 
-`score.py` (the endpoint), the benchmarks and the tests all call this class, so what is measured
-in-process is exactly what the endpoint runs. Two runtimes:
+`score.py` (the endpoint), batch scoring, the benchmarks and the tests all call this class, so
+what is measured in-process is exactly what the endpoint runs. Two runtimes:
 
-- `onnx`: ONNX Runtime on the exported `best.onnx`, with NMS post-processing in numpy that
-  reproduces Ultralytics' (class-offset NMS, same candidate cap). Skipping Ultralytics' ONNX
-  wrapper keeps torch out of the server process (faster start, less memory) and saves its
-  per-call tensor conversions (see docs/benchmarks.md).
+- `onnx`: ONNX Runtime on the exported `best.onnx`, with the post-processing in numpy (for
+  detection, NMS that reproduces Ultralytics'). Skipping Ultralytics' ONNX wrapper keeps torch
+  out of the server process (faster start, less memory) and saves its per-call tensor
+  conversions (see docs/benchmarks.md).
 - `pytorch`: Ultralytics' own model on `best.pt`, the reference the ONNX path is tested against.
 
-Both runtimes share one pre-processing (`preprocess`: the square letterbox the exported model
-expects) and one mapping back to image pixels (`Frame.to_image`), so they score the same pixels
-and agree on non-square images too.
+The task (`detect` or `classify`) comes from the model itself: model_info.json's `task`, else the
+ONNX metadata Ultralytics writes (`task`), else the Ultralytics model's `.task`; serving needs no
+setting. Everything task-specific (pre-processing, reading the output) sits behind a `Head`
+(visionops.serving.heads), shared by both runtimes, so they score the same pixels and agree on
+non-square images too.
 
 Nothing here downloads anything: the weights come from the model folder, and
 `visionops.offline` has switched Ultralytics' network touches off.
@@ -25,7 +27,8 @@ import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,17 +36,34 @@ import numpy as np
 from PIL import Image
 
 from visionops.errors import ConfigError, ModelNotFoundError
+from visionops.serving.classify import Classification, classify_preprocess
+from visionops.serving.detect import (  # re-exported: callers import the detection helpers from here
+    DEFAULT_CONF,
+    DEFAULT_IOU,
+    DEFAULT_MAX_DET,
+    MAX_NMS,
+    MAX_WH,
+    PAD_VALUE,
+    Detections,
+    Frame,
+    letterbox,
+    nms,
+    postprocess,
+    preprocess,
+    resize_bilinear,
+)
+from visionops.serving.heads import Head, Params, Prediction, head_for
+
+__all__ = [
+    "DEFAULT_CONF", "DEFAULT_IOU", "DEFAULT_MAX_DET", "MAX_NMS", "MAX_WH", "PAD_VALUE", "Classification", "Detections",
+    "Frame", "ModelBundle", "OnnxPredictor", "Prediction", "Predictor", "TorchPredictor", "classify_preprocess",
+    "find_model", "letterbox", "load_predictor", "nms", "postprocess", "preprocess", "resize_bilinear",
+    "resolve_runtime",
+]
 
 Runtime = Literal["onnx", "pytorch"]
 RUNTIMES: tuple[str, ...] = ("onnx", "pytorch")
 MODEL_INFO = "model_info.json"
-PAD_VALUE = 114  # Ultralytics' letterbox grey
-MAX_WH = 7680  # Ultralytics' class offset for batched NMS
-MAX_NMS = 30000  # candidate cap before NMS, as Ultralytics
-
-DEFAULT_CONF = 0.25
-DEFAULT_IOU = 0.7
-DEFAULT_MAX_DET = 300
 
 
 @dataclass(frozen=True)
@@ -56,6 +76,8 @@ class ModelBundle:
     info: dict[str, Any]
     name: str
     version: str
+    # 'detect' | 'classify'; None when only loading the weights can tell (a .pt without model_info task)
+    task: str | None = None
 
     @property
     def classes(self) -> list[str]:
@@ -109,7 +131,28 @@ def find_model(model_dir: Path | str, *, name: str | None = None, version: str |
         or _version_from_path(root)
         or "unknown"
     )
-    return ModelBundle(root=root, pt=pt, onnx=onnx, info=info, name=str(name), version=str(version))
+    task = info.get("task") or (onnx_metadata(onnx).get("task") if onnx is not None else None)
+    return ModelBundle(root=root, pt=pt, onnx=onnx, info=info, name=str(name), version=str(version),
+                       task=str(task) if task else None)
+
+
+def onnx_metadata(path: Path) -> dict[str, str]:
+    """The custom metadata Ultralytics writes into an export (task, names, imgsz...), cached per file
+    version. Read with ONNX Runtime (the serving environments have no `onnx` package), without
+    graph optimisation, so it costs a fraction of loading the model for inference."""
+    st = Path(path).stat()
+    return dict(_onnx_metadata(str(path), st.st_mtime_ns, st.st_size))
+
+
+@lru_cache(maxsize=16)
+def _onnx_metadata(path: str, mtime_ns: int, size: int) -> tuple[tuple[str, str], ...]:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    opts.log_severity_level = 3
+    session = ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
+    return tuple(sorted((session.get_modelmeta().custom_metadata_map or {}).items()))
 
 
 def resolve_runtime(bundle: ModelBundle, runtime: str | None) -> Runtime:
@@ -129,31 +172,6 @@ def resolve_runtime(bundle: ModelBundle, runtime: str | None) -> Runtime:
     return wanted  # type: ignore[return-value]
 
 
-@dataclass
-class Detections:
-    """The detections in one image, in that image's pixel coordinates (x0, y0, x1, y1)."""
-
-    width: int
-    height: int
-    boxes: list[list[float]] = field(default_factory=list)
-    class_ids: list[int] = field(default_factory=list)
-    labels: list[str] = field(default_factory=list)
-    confidences: list[float] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.boxes)
-
-    def to_dict(self, ndigits: int = 2) -> dict[str, Any]:
-        return {
-            "width": self.width,
-            "height": self.height,
-            "boxes": [[round(float(v), ndigits) for v in b] for b in self.boxes],
-            "class_ids": [int(c) for c in self.class_ids],
-            "labels": list(self.labels),
-            "confidences": [round(float(c), 4) for c in self.confidences],
-        }
-
-
 ImageLike = Image.Image | np.ndarray
 
 
@@ -170,7 +188,10 @@ def _as_rgb_array(image: ImageLike) -> np.ndarray:
 
 
 class Predictor(ABC):
-    """Load once, predict many times; thread-compatible (one predict at a time per instance)."""
+    """Load once, predict many times; thread-compatible (one predict at a time per instance).
+
+    A runtime only turns a blob into the raw output (`_run_onnx`-style) or an Ultralytics result;
+    the task's `head` does the pre-processing and reads the output, the same for both runtimes."""
 
     runtime: Runtime
 
@@ -179,6 +200,11 @@ class Predictor(ABC):
         self.threads = threads or os.cpu_count() or 1
         self.imgsz = bundle.imgsz or 640
         self.names: list[str] = bundle.classes
+        self.task: str = bundle.task or "detect"
+
+    @property
+    def head(self) -> Head:
+        return head_for(self.task)
 
     @property
     def name(self) -> str:
@@ -191,18 +217,10 @@ class Predictor(ABC):
     def label(self, class_id: int) -> str:
         return self.names[class_id] if 0 <= class_id < len(self.names) else str(class_id)
 
-    def _detections(self, frame: Frame, boxes: np.ndarray, scores: list[float], class_ids: list[int]) -> Detections:
-        return Detections(
-            width=frame.width, height=frame.height, boxes=np.asarray(boxes).tolist(),
-            class_ids=[int(c) for c in class_ids], labels=[self.label(int(c)) for c in class_ids],
-            confidences=[float(c) for c in scores],
-        )
-
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.version, "runtime": self.runtime, "imgsz": self.imgsz,
-                "classes": list(self.names)}
+        return {"name": self.name, "version": self.version, "runtime": self.runtime, "task": self.task,
+                "imgsz": self.imgsz, "classes": list(self.names)}
 
-    @abstractmethod
     def predict(
         self,
         images: Sequence[ImageLike],
@@ -210,126 +228,28 @@ class Predictor(ABC):
         conf: float = DEFAULT_CONF,
         iou: float = DEFAULT_IOU,
         max_det: int = DEFAULT_MAX_DET,
-    ) -> list[Detections]:
-        """Detections for each image, best first."""
+        top_k: int | None = None,
+    ) -> list[Prediction]:
+        """One prediction per image: `Detections` (boxes, best first) for a detector, `Classification`
+        (top-k labels, best first) for a classifier. Parameters the task does not use are ignored."""
+        params = Params(conf=conf, iou=iou, max_det=max_det, top_k=top_k)
+        head = self.head
+        out = []
+        for image in images:
+            blob, frame = head.preprocess(_as_rgb_array(image), self.imgsz)
+            out.append(self._predict_blob(head, blob, frame, params))
+        return out
+
+    @abstractmethod
+    def _predict_blob(self, head: Head, blob: np.ndarray, frame: Frame, params: Params) -> Prediction:
+        """One pre-processed image through this runtime, read by the task's head."""
 
     def warmup(self) -> None:
         """One prediction on a blank image so the first real request is not slow (lazy init, allocations)."""
         self.predict([np.full((self.imgsz, self.imgsz, 3), PAD_VALUE, np.uint8)])
 
 
-# --- ONNX Runtime ------------------------------------------------------------------------------
-def resize_bilinear(img: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Bilinear resize with OpenCV's INTER_LINEAR sampling (no antialiasing; pixel values within 1
-    grey level of cv2.resize, as a test checks), done by Pillow's affine transform so that the
-    ONNX serving environment needs no OpenCV (159 MB of a 428 MB image, see docs/benchmarks.md)."""
-    h, w = img.shape[:2]
-    im = Image.fromarray(np.ascontiguousarray(img))
-    coeffs = (w / width, 0.0, 0.0, 0.0, h / height, 0.0)
-    return np.asarray(im.transform((width, height), Image.Transform.AFFINE, coeffs, resample=Image.Resampling.BILINEAR))
-
-
-def letterbox(img: np.ndarray, size: int) -> tuple[np.ndarray, tuple[float, float], tuple[int, int]]:
-    """Resize keeping the aspect ratio and pad to size x size as Ultralytics' LetterBox
-    (auto=False, center=True): the same new size, rounding and padding, the same grey, and its
-    INTER_LINEAR sampling (see `resize_bilinear`).
-
-    Returns the padded image, the (x, y) gains and the (left, top) padding, for mapping back.
-    """
-    h, w = img.shape[:2]
-    r = min(size / h, size / w)
-    new_w, new_h = max(round(w * r), 1), max(round(h * r), 1)
-    if (w, h) != (new_w, new_h):
-        img = resize_bilinear(img, new_w, new_h)
-    dw, dh = (size - new_w) / 2, (size - new_h) / 2
-    top, bottom = round(dh - 0.1), round(dh + 0.1)
-    left, right = round(dw - 0.1), round(dw + 0.1)
-    out = np.full((new_h + top + bottom, new_w + left + right, 3), PAD_VALUE, dtype=np.uint8)
-    out[top:top + new_h, left:left + new_w] = img
-    return out, (new_w / w, new_h / h), (left, top)
-
-
-@dataclass(frozen=True)
-class Frame:
-    """Where a letterboxed input sits in the original image: enough to map boxes back."""
-
-    width: int
-    height: int
-    gain: tuple[float, float]
-    pad: tuple[int, int]
-
-    def to_image(self, boxes: np.ndarray) -> np.ndarray:
-        """xyxy boxes in letterboxed-input pixels -> original-image pixels, clipped to the image."""
-        out = np.asarray(boxes, dtype=np.float32).reshape(-1, 4).copy()
-        (gx, gy), (left, top) = self.gain, self.pad
-        out[:, [0, 2]] = ((out[:, [0, 2]] - left) / gx).clip(0, self.width)
-        out[:, [1, 3]] = ((out[:, [1, 3]] - top) / gy).clip(0, self.height)
-        return out
-
-
-def preprocess(arr: np.ndarray, size: int) -> tuple[np.ndarray, Frame]:
-    """The one pre-processing of both runtimes: an RGB image -> a (1, 3, size, size) float32 blob
-    in 0..1, square-letterboxed as the exported model expects, and the frame to map boxes back.
-
-    Both runtimes use exactly this (the PyTorch runtime feeds the blob to Ultralytics as a tensor),
-    so ONNX Runtime and PyTorch see the same pixels. Ultralytics' own predict would letterbox with
-    minimal padding (`rect`) instead, which scores non-square images differently.
-    """
-    h, w = arr.shape[:2]
-    padded, gain, pad = letterbox(arr, size)
-    blob = np.ascontiguousarray(padded.transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
-    return blob, Frame(width=w, height=h, gain=gain, pad=pad)
-
-
-def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
-    """Greedy NMS (indices kept, best first), as torchvision.ops.nms."""
-    order = scores.argsort()[::-1]
-    x0, y0, x1, y1 = boxes.T
-    areas = (x1 - x0).clip(0) * (y1 - y0).clip(0)
-    keep: list[int] = []
-    while order.size:
-        i = int(order[0])
-        keep.append(i)
-        rest = order[1:]
-        iw = (np.minimum(x1[i], x1[rest]) - np.maximum(x0[i], x0[rest])).clip(0)
-        ih = (np.minimum(y1[i], y1[rest]) - np.maximum(y0[i], y0[rest])).clip(0)
-        inter = iw * ih
-        overlap = inter / (areas[i] + areas[rest] - inter + 1e-9)
-        order = rest[overlap <= iou]
-    return np.asarray(keep, dtype=np.int64)
-
-
-def postprocess(
-    output: np.ndarray, conf: float, iou: float, max_det: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Raw YOLO output for one image -> (boxes xyxy in input pixels, scores, class ids).
-
-    Handles the classic head (4 + nc rows of candidates: xywh then class scores, NMS needed)
-    and the end-to-end head of YOLO26/YOLOv10 (N x 6 rows: xyxy, score, class; no NMS).
-    """
-    out = output[0] if output.ndim == 3 else output
-    if out.shape[-1] == 6 and out.shape[0] != 6:  # end-to-end: (N, 6)
-        keep = out[:, 4] > conf
-        out = out[keep][:max_det]
-        return out[:, :4].astype(np.float32), out[:, 4].astype(np.float32), out[:, 5].astype(np.int64)
-    preds = out.T  # (N, 4 + nc)
-    scores_all = preds[:, 4:]
-    cls = scores_all.argmax(1)
-    scores = scores_all[np.arange(len(cls)), cls]
-    keep = scores > conf
-    preds, scores, cls = preds[keep], scores[keep], cls[keep]
-    if not len(scores):
-        empty = np.zeros((0, 4), np.float32)
-        return empty, np.zeros(0, np.float32), np.zeros(0, np.int64)
-    if len(scores) > MAX_NMS:
-        top = scores.argsort()[::-1][:MAX_NMS]
-        preds, scores, cls = preds[top], scores[top], cls[top]
-    cx, cy, w, h = preds[:, 0], preds[:, 1], preds[:, 2], preds[:, 3]
-    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
-    kept = nms(boxes + (cls * MAX_WH)[:, None], scores, iou)[:max_det]
-    return boxes[kept].astype(np.float32), scores[kept].astype(np.float32), cls[kept].astype(np.int64)
-
-
+# --- ONNX Runtime ---------------------------------------------------------------------------------
 def _onnx_names(meta: dict[str, str]) -> list[str]:
     """Ultralytics writes `names` into the ONNX metadata as a dict literal."""
     raw = meta.get("names")
@@ -367,23 +287,12 @@ class OnnxPredictor(Predictor):
         meta = self.session.get_modelmeta().custom_metadata_map or {}
         if not self.names:
             self.names = _onnx_names(meta)
+        self.task = bundle.task or meta.get("task") or "detect"
+        head_for(self.task)  # an unsupported task (segment, pose...) fails at load, naming it
 
-    def predict(
-        self,
-        images: Sequence[ImageLike],
-        *,
-        conf: float = DEFAULT_CONF,
-        iou: float = DEFAULT_IOU,
-        max_det: int = DEFAULT_MAX_DET,
-    ) -> list[Detections]:
-        results = []
-        for image in images:
-            arr = _as_rgb_array(image)
-            blob, frame = preprocess(arr, self.imgsz)
-            output = self.session.run(None, {self.input_name: blob})[0]
-            boxes, scores, cls = postprocess(output, conf, iou, max_det)
-            results.append(self._detections(frame, frame.to_image(boxes), scores.tolist(), cls.tolist()))
-        return results
+    def _predict_blob(self, head: Head, blob: np.ndarray, frame: Frame, params: Params) -> Prediction:
+        output = self.session.run(None, {self.input_name: blob})[0]
+        return head.from_onnx(output, frame, self.names, params)
 
 
 # --- PyTorch (Ultralytics) ---------------------------------------------------------------------
@@ -404,35 +313,26 @@ class TorchPredictor(Predictor):
         from ultralytics import YOLO
 
         self.device = device
-        self.model = YOLO(str(bundle.pt), task="detect")
+        # without a known task Ultralytics reads it from the checkpoint (its model's .task)
+        self.model = YOLO(str(bundle.pt), task=bundle.task)
+        self.task = bundle.task or str(self.model.task or "detect")
+        head_for(self.task)
         if not self.names:
             names = self.model.names
             self.names = [str(names[k]) for k in sorted(names)]
         if bundle.imgsz is None:
             self.imgsz = int(self.model.overrides.get("imgsz") or 640)
 
-    def predict(
-        self,
-        images: Sequence[ImageLike],
-        *,
-        conf: float = DEFAULT_CONF,
-        iou: float = DEFAULT_IOU,
-        max_det: int = DEFAULT_MAX_DET,
-    ) -> list[Detections]:
+    def _predict_blob(self, head: Head, blob: np.ndarray, frame: Frame, params: Params) -> Prediction:
         import torch
 
-        out = []
-        for image in images:
-            blob, frame = preprocess(_as_rgb_array(image), self.imgsz)
-            # A tensor input skips Ultralytics' own letterbox (and its BGR flip: the blob is RGB
-            # already), so boxes come back in letterboxed pixels and map back exactly as ONNX's do.
-            (r,) = self.model.predict(
-                torch.from_numpy(blob), imgsz=self.imgsz, conf=conf, iou=iou, max_det=max_det,
-                device=self.device, verbose=False,
-            )
-            b = r.boxes
-            out.append(self._detections(frame, frame.to_image(b.xyxy.cpu().numpy()), b.conf.tolist(), b.cls.tolist()))
-        return out
+        # A tensor input skips Ultralytics' own pre-processing (letterbox or classify_transforms, and
+        # its BGR flip: the blob is RGB already), so both runtimes score exactly the head's pixels.
+        (r,) = self.model.predict(
+            torch.from_numpy(blob), imgsz=self.imgsz, conf=params.conf, iou=params.iou, max_det=params.max_det,
+            device=self.device, verbose=False,
+        )
+        return head.from_ultralytics(r, frame, self.names, params)
 
 
 def load_predictor(

@@ -1,11 +1,17 @@
 """The scoring request/response contract, checked before any pixel is decoded.
 
 Request (JSON):  {"image": "<base64>"}  or  {"images": ["<base64>", ...]}
-                 optional "conf" (0-1], "iou" (0-1], "max_det" [1, 1000]
-Response (JSON): {"model": {"name", "version", "runtime"}, "predictions": [per image: width,
-                 height, boxes [[x0, y0, x1, y1] in pixels], class_ids, labels, confidences],
-                 "inference_ms", "decode_ms"}
+                 optional "conf" (0-1], "iou" (0-1], "max_det" [1, 1000]   (detection)
+                 optional "top_k" [1, number of classes], default min(5, classes)  (classification)
+Response (JSON): {"model": {"name", "version", "runtime", "task"}, "predictions": [per image],
+                 "inference_ms", "decode_ms"}; per image, for a detector: width, height,
+                 boxes [[x0, y0, x1, y1] in pixels], class_ids, labels, confidences; for a
+                 classifier: width, height, labels (top-k, best first), class_ids, probabilities
 Error (4xx):     {"error": {"code": "...", "message": "... what to do", "field": "images[1]"}}
+
+Every parameter is validated whatever the model's task (a typo or a bad value is a 400 naming the
+field); a parameter the task does not use (conf/iou/max_det on a classifier, top_k on a detector)
+is then ignored, so one client can talk to both kinds of model.
 
 Every limit is enforced as early as it can be: body size before parsing, image count before
 decoding, image dimensions from the header before the pixels are decompressed (a 20000x20000
@@ -25,11 +31,12 @@ from typing import Any
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from visionops.serving.predictor import DEFAULT_CONF, DEFAULT_IOU, DEFAULT_MAX_DET
+from visionops.serving.detect import DEFAULT_CONF, DEFAULT_IOU, DEFAULT_MAX_DET
 
-ALLOWED_KEYS = frozenset({"image", "images", "conf", "iou", "max_det"})
+ALLOWED_KEYS = frozenset({"image", "images", "conf", "iou", "max_det", "top_k"})
 ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "BMP", "WEBP", "GIF", "TIFF", "MPO"})
 MAX_DET_LIMIT = 1000
+TOP_K_LIMIT = 1000  # when the number of classes is not known (no model at hand)
 _DATA_URL = re.compile(r"^data:image/[\w.+-]+;base64,", re.IGNORECASE)
 
 
@@ -72,6 +79,7 @@ class ScoreRequest:
     conf: float = DEFAULT_CONF
     iou: float = DEFAULT_IOU
     max_det: int = DEFAULT_MAX_DET
+    top_k: int | None = None  # None: the model's default (5, capped at its number of classes)
 
 
 def payload_too_large(size: int, limits: Limits) -> RequestError:
@@ -119,8 +127,8 @@ def parse_body(body: bytes | str, limits: Limits) -> dict[str, Any]:
     return data
 
 
-def _number(data: dict[str, Any], key: str, default: float, lo: float, hi: float, *, integer: bool = False,
-            lo_open: bool = False) -> Any:
+def _number(data: dict[str, Any], key: str, default: float | None, lo: float, hi: float, *, integer: bool = False,
+            lo_open: bool = False, why: str = "") -> Any:
     if key not in data or data[key] is None:
         return default
     value = data[key]
@@ -131,7 +139,7 @@ def _number(data: dict[str, Any], key: str, default: float, lo: float, hi: float
     low_ok = value > lo if lo_open else value >= lo
     if not (low_ok and value <= hi):
         bounds = f"{'(' if lo_open else '['}{lo}, {hi}]"
-        raise RequestError(400, "invalid_parameter", f"{key} must be in {bounds}, got {value}", key)
+        raise RequestError(400, "invalid_parameter", f"{key} must be in {bounds}{why}, got {value}", key)
     return int(value) if integer else float(value)
 
 
@@ -202,8 +210,11 @@ def decode_image(b64: Any, field: str, limits: Limits) -> Image.Image:
         ) from None
 
 
-def parse_request(body: bytes | str | dict[str, Any], limits: Limits) -> ScoreRequest:
-    """The whole validation: body, fields, parameters, then each image (count checked first)."""
+def parse_request(
+    body: bytes | str | dict[str, Any], limits: Limits, *, num_classes: int | None = None
+) -> ScoreRequest:
+    """The whole validation: body, fields, parameters, then each image (count checked first).
+    `num_classes` (the served model's) bounds top_k."""
     data = body if isinstance(body, dict) else parse_body(body, limits)
     unknown = sorted(set(data) - ALLOWED_KEYS)
     if unknown:
@@ -234,5 +245,7 @@ def parse_request(body: bytes | str | dict[str, Any], limits: Limits) -> ScoreRe
     conf = _number(data, "conf", DEFAULT_CONF, 0.0, 1.0, lo_open=True)
     iou = _number(data, "iou", DEFAULT_IOU, 0.0, 1.0, lo_open=True)
     max_det = _number(data, "max_det", DEFAULT_MAX_DET, 1, MAX_DET_LIMIT, integer=True)
+    top_k = _number(data, "top_k", None, 1, num_classes or TOP_K_LIMIT, integer=True,
+                    why=f" (the model has {num_classes} classes)" if num_classes else "")
     images = [decode_image(item, name, limits) for item, name in zip(items, names, strict=True)]
-    return ScoreRequest(images=images, conf=conf, iou=iou, max_det=max_det)
+    return ScoreRequest(images=images, conf=conf, iou=iou, max_det=max_det, top_k=top_k)

@@ -49,7 +49,7 @@ class Scorer:
 
     def model_info(self) -> dict[str, str]:
         p = self.predictor
-        return {"name": p.name, "version": p.version, "runtime": p.runtime}
+        return {"name": p.name, "version": p.version, "runtime": p.runtime, "task": p.task}
 
     def score(self, body: bytes | str | dict[str, Any], headers: Any = None) -> tuple[int, dict[str, Any]]:
         """(status, JSON body) for one request; never raises for a bad request."""
@@ -57,23 +57,24 @@ class Scorer:
         try:
             if self._key is not None:
                 check_authorization(headers or {}, self._key)
-            req = parse_request(body, self.limits)
+            req = parse_request(body, self.limits, num_classes=len(self.predictor.names) or None)
         except RequestError as exc:
             log.info("refused %s %s (field %s)", exc.status, exc.code, exc.field)
             return exc.status, exc.to_dict()
         decoded = time.perf_counter()
         try:
-            detections = self.predictor.predict(req.images, conf=req.conf, iou=req.iou, max_det=req.max_det)
+            predictions = self.predictor.predict(req.images, conf=req.conf, iou=req.iou, max_det=req.max_det,
+                                                 top_k=req.top_k)
         except Exception:  # a bug or a broken model, not the client's fault: log it, answer in our format
             log.exception("prediction failed")
             return 500, {"error": {"code": "internal_error", "field": None,
                                    "message": "prediction failed on the server; see the server log"}}
         done = time.perf_counter()
-        n = sum(len(d) for d in detections)
-        log.info("scored %d image(s), %d detection(s), %.1f ms", len(detections), n, (done - started) * 1e3)
+        log.info("scored %d image(s), %s, %.1f ms", len(predictions), self.predictor.head.describe(predictions),
+                 (done - started) * 1e3)
         return 200, {
             "model": self.model_info(),
-            "predictions": [d.to_dict() for d in detections],
+            "predictions": [d.to_dict() for d in predictions],
             "inference_ms": round((done - decoded) * 1e3, 2),
             "decode_ms": round((decoded - started) * 1e3, 2),
         }
@@ -107,8 +108,8 @@ def init() -> None:
     _scorer = build_scorer()
     p = _scorer.predictor
     log.info(
-        "model %s version %s loaded with %s (imgsz %s, %d classes, auth %s) in %.1f s",
-        p.name, p.version, p.runtime, p.imgsz, len(p.names), "on" if _scorer._key else "off",
+        "%s model %s version %s loaded with %s (imgsz %s, %d classes, auth %s) in %.1f s",
+        p.task, p.name, p.version, p.runtime, p.imgsz, len(p.names), "on" if _scorer._key else "off",
         time.perf_counter() - started,
     )
 

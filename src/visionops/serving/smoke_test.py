@@ -3,8 +3,13 @@ what we know is in a known image, and does it refuse a bad request with a 4xx JS
 
 It talks to the endpoint only through `EndpointClient` (HTTP + key), so the same code checks
 `visionops deploy --target local` and an Azure ML online endpoint. The known image is a test
-image of the data set the model was trained on, with its ground-truth boxes: the check passes
-when at least one predicted box has a ground-truth label and IoU >= 0.5 with a box of that label.
+image of the data set the model was trained on, with its ground truth, and it checks itself
+against the endpoint's answer:
+
+- detection (`KnownImage`, a `images/test/...` image with its label file): passes when at least
+  one predicted box has a ground-truth label and IoU >= 0.5 with a box of that label;
+- classification (`KnownLabel`, a `test/<class>/<image>` image, its class from the folder):
+  passes when the top-1 label is that class.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any
 from PIL import Image
 from pydantic import BaseModel
 
+from visionops.data.layout import IMAGE_SUFFIXES as _IMAGE_SUFFIXES
 from visionops.data.layout import iter_images
 from visionops.data.truth import labelled_image
 from visionops.errors import VisionOpsError
@@ -33,6 +39,43 @@ class KnownImage:
     @property
     def labels(self) -> set[str]:
         return {label for label, _ in self.boxes}
+
+    def check(self, pred: dict[str, Any], *, conf: float, min_iou: float) -> tuple[bool, str]:
+        """(passed, why) for the endpoint's prediction of this image."""
+        match = _best_match(pred, self)
+        n = len(pred.get("boxes", []))
+        if match is not None and match[0] >= min_iou:
+            return True, (f"{n} box(es); {match[1]} matches the ground truth with IoU {match[0]:.2f} at "
+                          f"confidence {match[2]:.2f}")
+        best = f"best same-label IoU {match[0]:.2f}" if match else "no box with a ground-truth label"
+        truth = ", ".join(sorted(self.labels))
+        return False, f"{n} box(es) at conf {conf}, expected one of [{truth}] with IoU >= {min_iou}; {best}"
+
+
+@dataclass(frozen=True)
+class KnownLabel:
+    """An image and its true class (a classification data set's `test/<class>/<image>`)."""
+
+    path: Path
+    label: str
+
+    @property
+    def labels(self) -> set[str]:
+        return {self.label}
+
+    def check(self, pred: dict[str, Any], *, conf: float, min_iou: float) -> tuple[bool, str]:
+        """(passed, why): the top-1 label must be the true class (conf and min_iou do not apply)."""
+        labels, probs = pred.get("labels") or [], pred.get("probabilities") or []
+        if "probabilities" not in pred:
+            return False, (f"expected a classification (labels with probabilities) for class {self.label}, got "
+                           f"keys {sorted(pred)}: is a classifier deployed?")
+        if labels and labels[0] == self.label:
+            return True, f"top-1 {labels[0]} ({probs[0]:.2f}) is the true class"
+        top = ", ".join(f"{lb} {p:.2f}" for lb, p in zip(labels, probs, strict=False)) or "no labels"
+        return False, f"expected top-1 {self.label}; got {top}"
+
+
+Known = KnownImage | KnownLabel
 
 
 class Check(BaseModel):
@@ -81,10 +124,32 @@ def ground_truth(dataset: Path, split: str, image: Path) -> KnownImage:
     return KnownImage(path=Path(image), boxes=list(zip(truth.labels, truth.boxes, strict=True)))
 
 
-def known_image_from_dataset(dataset: Path | str, split: str = "test") -> KnownImage:
-    """The split's image whose largest object (not cut by the border) is biggest: the one a
-    working model should not miss. Deterministic for a data set version."""
+def class_folders(dataset: Path, split: str) -> list[Path]:
+    """The class folders of a classification data set's split (`<split>/<class>/`), sorted; empty
+    for a detection data set (`images/<split>/`)."""
+    if (dataset / "images").is_dir() or not (dataset / split).is_dir():
+        return []
+    return sorted(p for p in (dataset / split).iterdir() if p.is_dir())
+
+
+def known_label_from_dataset(dataset: Path | str, split: str = "test") -> KnownLabel:
+    """The first image (sorted) of the first class of a classification data set's split: its
+    class is known from the folder. Deterministic for a data set version."""
     dataset = Path(dataset)
+    for folder in class_folders(dataset, split):
+        images = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES)
+        if images:
+            return KnownLabel(path=images[0], label=folder.name)
+    raise VisionOpsError(f"no {split}/<class>/<image> in {dataset}; pass --dataset with a classification data set")
+
+
+def known_image_from_dataset(dataset: Path | str, split: str = "test") -> Known:
+    """For a detection data set, the split's image whose largest object (not cut by the border)
+    is biggest: the one a working model should not miss. For a classification data set, an image
+    of `<split>/<class>/` (`known_label_from_dataset`). Deterministic for a data set version."""
+    dataset = Path(dataset)
+    if class_folders(dataset, split):
+        return known_label_from_dataset(dataset, split)
     best: tuple[float, KnownImage] | None = None
     for image in iter_images(dataset, split):
         known = ground_truth(dataset, split, image)
@@ -98,7 +163,7 @@ def known_image_from_dataset(dataset: Path | str, split: str = "test") -> KnownI
     return best[1]
 
 
-def known_image_for_champion(settings) -> KnownImage:
+def known_image_for_champion(settings) -> Known:
     """A test image of the data set the champion was trained on (local catalog)."""
     from visionops import registry
     from visionops.data.catalog import LocalDatasetCatalog
@@ -126,13 +191,14 @@ def _best_match(pred: dict[str, Any], known: KnownImage) -> tuple[float, str, fl
 
 def run_smoke_test(
     endpoint: EndpointInfo,
-    known: KnownImage,
+    known: Known,
     *,
     conf: float = 0.25,
     min_iou: float = 0.5,
     timeout: float = 60.0,
 ) -> SmokeReport:
-    """Health, one known image with expected detections, one invalid request answered with a 4xx."""
+    """Health, one known image with the expected detections or label, one invalid request answered
+    with a 4xx."""
     checks: list[Check] = []
     model: dict[str, Any] | None = None
     with EndpointClient(endpoint, timeout=timeout) as client:
@@ -152,17 +218,8 @@ def run_smoke_test(
             ms = (time.perf_counter() - t) * 1e3
             model = answer.get("model")
             pred = (answer.get("predictions") or [{}])[0]
-            match = _best_match(pred, known)
-            n = len(pred.get("boxes", []))
-            truth = ", ".join(sorted(known.labels))
-            if match is not None and match[0] >= min_iou:
-                detail = (f"{n} box(es); {match[1]} matches the ground truth with IoU {match[0]:.2f} "
-                          f"at confidence {match[2]:.2f}")
-                checks.append(Check(name="known image", ok=True, detail=detail, ms=ms))
-            else:
-                best = f"best same-label IoU {match[0]:.2f}" if match else "no box with a ground-truth label"
-                checks.append(Check(name="known image", ok=False, ms=ms, detail=(
-                    f"{n} box(es) at conf {conf}, expected one of [{truth}] with IoU >= {min_iou}; {best}")))
+            ok, detail = known.check(pred, conf=conf, min_iou=min_iou)
+            checks.append(Check(name="known image", ok=ok, detail=detail, ms=ms))
             if not (model and model.get("name") and model.get("version")):
                 checks.append(Check(name="model identity", ok=False,
                                     detail=f"response has no model name/version: {model}"))

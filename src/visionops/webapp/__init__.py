@@ -1,11 +1,15 @@
-"""The demo web page: upload an image, see the endpoint's boxes and labels drawn on it.
+"""The demo web page: upload an image, see the endpoint's boxes and labels drawn on it (a detector)
+or its top-k labels with probabilities (a classifier).
 
 The browser only ever talks to this Flask app. The app calls the scoring endpoint server-side
 with the key from settings (VISIONOPS_ENDPOINT_URL / VISIONOPS_ENDPOINT_KEY) or from the local
 deployment record (`visionops deploy --target local`), so the key never reaches the browser:
 not in the page, not in a response, not in a redirect. Boxes are drawn client-side as SVG over
 the image, one `<g class="detection" data-label=...>` per box, so they can be inspected (and
-are checked by the browser test) in the DOM.
+are checked by the browser test) in the DOM; a classification is a list of
+`<li class="class-label" data-label=... data-probability=...>`, best first, and the top-1 label as
+a caption on the image. The page tells them apart by the response (`probabilities`), so one page
+serves either kind of model.
 """
 
 from __future__ import annotations
@@ -68,6 +72,11 @@ def create_app(settings: Settings | None = None, endpoint: EndpointInfo | None =
                 payload["conf"] = float(conf)
             except ValueError:
                 return _error(400, "invalid_parameter", f"conf must be a number, got {conf!r}", "conf")
+        if top_k := request.form.get("top_k"):
+            try:
+                payload["top_k"] = int(top_k)
+            except ValueError:
+                return _error(400, "invalid_parameter", f"top_k must be a whole number, got {top_k!r}", "top_k")
         started = time.perf_counter()
         try:
             with EndpointClient(endpoint, timeout=60) as client:

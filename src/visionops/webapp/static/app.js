@@ -1,4 +1,5 @@
-// Upload -> POST /api/detect (this app; it calls the endpoint with the key) -> SVG boxes over the image.
+// Upload -> POST /api/detect (this app; it calls the endpoint with the key) -> SVG boxes over the image
+// for a detector, or the top-k labels with probabilities (a list, and the top-1 caption) for a classifier.
 "use strict";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -23,6 +24,62 @@ function loadImage(file) {
     preview.onerror = () => reject(new Error("the browser cannot display this file"));
     preview.src = URL.createObjectURL(file);
   });
+}
+
+function isClassification(pred) {
+  return Array.isArray(pred.probabilities);
+}
+
+function showKind(classification) {
+  document.getElementById("detections").hidden = classification;
+  document.getElementById("classes").hidden = !classification;
+  document.getElementById("count-title").textContent = classification ? "Top class" : "Detections";
+}
+
+function drawClassification(pred) {
+  const w = pred.width, h = pred.height;
+  overlay.setAttribute("viewBox", `0 0 ${w} ${h}`);
+  overlay.replaceChildren();
+  const list = document.getElementById("classes");
+  list.replaceChildren();
+  pred.labels.forEach((label, i) => {
+    const p = pred.probabilities[i];
+    const item = document.createElement("li");
+    item.className = "class-label";
+    item.dataset.label = label;
+    item.dataset.probability = p.toFixed(4);
+    item.dataset.classId = String(pred.class_ids[i]);
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = label;
+    const value = document.createElement("span");
+    value.className = "probability";
+    value.textContent = `${(p * 100).toFixed(1)}%`;
+    const bar = document.createElement("span");
+    bar.className = "bar";
+    bar.style.width = `${Math.max(p * 100, 0.5)}%`;
+    bar.style.background = PALETTE[pred.class_ids[i] % PALETTE.length];
+    item.append(name, value, bar);
+    list.append(item);
+  });
+  if (pred.labels.length) {  // the top-1 label as a caption on the image
+    const font = Math.max(w, h) / 14;
+    const text = `${pred.labels[0]} ${(pred.probabilities[0] * 100).toFixed(0)}%`;
+    const tag = document.createElementNS(SVG_NS, "rect");
+    tag.setAttribute("x", 0);
+    tag.setAttribute("y", 0);
+    tag.setAttribute("width", Math.min(text.length * font * 0.6 + font * 0.4, w));
+    tag.setAttribute("height", font * 1.3);
+    tag.setAttribute("fill", PALETTE[pred.class_ids[0] % PALETTE.length]);
+    tag.setAttribute("class", "tag");
+    const caption = document.createElementNS(SVG_NS, "text");
+    caption.setAttribute("x", font * 0.2);
+    caption.setAttribute("y", font);
+    caption.setAttribute("font-size", font);
+    caption.setAttribute("class", "label caption");
+    caption.textContent = text;
+    overlay.append(tag, caption);
+  }
 }
 
 function drawDetections(pred) {
@@ -114,13 +171,23 @@ form.addEventListener("submit", async (event) => {
     return;
   }
   result.hidden = false;
-  drawDetections(answer.prediction);
+  const pred = answer.prediction;
+  const classification = isClassification(pred);
+  showKind(classification);
+  if (classification) drawClassification(pred);
+  else drawDetections(pred);
   const m = answer.model || {};
   document.getElementById("model-version").textContent = `${m.name} v${m.version} (${m.runtime})`;
   document.getElementById("latency").textContent =
     `${answer.latency_ms.toFixed(0)} ms round trip, ${Number(answer.inference_ms).toFixed(1)} ms inference`;
-  const n = answer.prediction.boxes.length;
-  document.getElementById("count").textContent = String(n);
-  setStatus(`${n} object${n === 1 ? "" : "s"} found in ${answer.filename}.`, false);
+  if (classification) {
+    const top = pred.labels.length ? `${pred.labels[0]} (${(pred.probabilities[0] * 100).toFixed(1)}%)` : "none";
+    document.getElementById("count").textContent = top;
+    setStatus(`${answer.filename} classified as ${top}.`, false);
+  } else {
+    const n = pred.boxes.length;
+    document.getElementById("count").textContent = String(n);
+    setStatus(`${n} object${n === 1 ? "" : "s"} found in ${answer.filename}.`, false);
+  }
   document.body.dataset.state = "done";
 });
