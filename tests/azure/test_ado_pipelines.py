@@ -33,7 +33,8 @@ def test_the_pipelines_and_shared_folders_exist(ado):
 
 @pytest.mark.parametrize("name", [
     *PIPELINES, "templates/install_visionops", "templates/pytest_and_publish", "templates/run_notebooks",
-    "templates/azure_ml_step", "templates/publish_model_metadata", "variables/pipeline_variables",
+    "templates/azure_ml_step", "templates/publish_model_metadata", "templates/batch_endpoint_stage",
+    "variables/pipeline_variables",
 ])
 def test_file_is_valid_against_microsofts_schema(ado, name):
     path = ado / f"{name}.yml"
@@ -41,7 +42,7 @@ def test_file_is_valid_against_microsofts_schema(ado, name):
 
 
 def test_every_file_is_covered_by_the_list_above(ado):
-    assert len(_files(ado)) == 11
+    assert len(_files(ado)) == 12
 
 
 def test_every_template_reference_resolves(ado):

@@ -103,9 +103,10 @@ def test_training_is_a_command_job_running_the_train_component(workspace, mock_c
     [job] = sent(mock_client, "jobs.create_or_update")
     assert isinstance(job, Command) and job_name == "mock-job-1"
     assert job.command == (
-        "python -m visionops.cli.steps train --data ${{inputs.data}} "
+        "python -m visionops.cli.steps train --data ${{inputs.data}} --task ${{inputs.task}} "
         "--out ${{outputs.model}} --profile ${{inputs.profile}} --epochs ${{inputs.epochs}}"
     )
+    assert job.inputs["task"]._data == "detect" and job.tags["decision_metric"] == "map50_95"
     assert job.code == str(repo_root / "src")  # the snapshot: src/, filtered by src/.amlignore
     assert job.inputs["data"].path == f"azureml:shapes:{ref.version}" and job.inputs["data"].type == "uri_folder"
     assert (job.inputs["profile"]._data, job.inputs["epochs"]._data) == ("smoke", 1)
@@ -278,3 +279,57 @@ def test_unknown_runtimes_are_named_before_anything_is_created(workspace, mock_c
     with pytest.raises(ConfigError, match="unknown serving runtime 'tensorrt'; choose one of"):
         workspace.deploy_endpoint(model, runtime="tensorrt")
     assert mock_client.sent == []
+
+
+# --- the task: training jobs, data assets and smoke tests ----------------------------------------------
+def test_a_classification_training_job_carries_its_task_and_model_name(azure_settings, smoke_folder):
+    from visionops.data.catalog import DatasetRef
+    from visionops.workspace.azure_entities import data_asset, dataset_ref, training_job
+
+    ds = DatasetRef(name="flowers", version="abc123", path="azureml:flowers:abc123", created="", counts={},
+                    classes=["daisy", "rose"], backend="azure", task="classify")
+    job = training_job(azure_settings, dataset=ds, profile="smoke", environment="azureml:env:1")
+    assert "--task ${{inputs.task}}" in job.command and job.inputs["task"]._data == "classify"
+    assert job.environment_variables["VISIONOPS_MODEL_NAME"] == "flowers-classifier"
+    assert (job.tags["task"], job.tags["decision_metric"]) == ("classify", "top1")
+    assert job._validate().passed
+    with pytest.raises(ConfigError, match=r"train takes no knob\(s\) \['task'\]"):
+        training_job(azure_settings, dataset=ds, profile="smoke", environment="azureml:env:1", knobs={"task": "x"})
+    # the data asset records the task, and the workspace's description of it brings it back
+    asset = data_asset(ds.model_copy(update={"path": str(smoke_folder)}))
+    assert (asset.tags["task"], asset.tags["format"]) == ("classify", "folder-per-class")
+    assert dataset_ref(asset).task == "classify"
+    asset.tags.pop("task")
+    assert dataset_ref(asset).task == "detect"  # assets registered before tasks existed
+
+
+def test_a_job_for_another_task_than_the_data_sets_is_refused(workspace, mock_client, smoke_folder):
+    ref = workspace.register_dataset(smoke_folder)
+    assert ref.task == "detect"
+    mock_client.sent.clear()
+    with pytest.raises(ConfigError, match="'detect' data set but task 'classify' was asked for"):
+        workspace.submit_training(ref, "smoke", task="classify")
+    with pytest.raises(ConfigError, match="'detect' data set but task 'classify' was asked for"):
+        workspace.build_pipeline(ref, "smoke", task="classify")
+    assert mock_client.sent == []
+    assert workspace.build_pipeline(ref, "smoke")._to_dict()["inputs"]["task"] == "detect"
+
+
+def test_the_smoke_test_checks_the_served_task_and_its_answer_shape(workspace, mock_client, register):
+    model = register()
+    staged = workspace.stage_deployment(model)
+    workspace.smoke_test(staged.endpoint, staged.deployment, task="detect")  # the mock serves a detector
+    with pytest.raises(EndpointError, match=r"expected a classify model answering with labels, class_ids, "
+                                            r"probabilities; it serves a detect model"):
+        workspace.smoke_test(staged.endpoint, staged.deployment, task="classify")
+
+    def classifier(**kw):
+        return json.dumps({"model": {"name": "flowers-classifier", "version": "1", "task": "classify"},
+                           "predictions": [{"width": 96, "height": 96, "labels": ["rose"], "class_ids": [1],
+                                            "probabilities": [0.9]}]})
+
+    mock_client.online_endpoints.invoke.side_effect = classifier
+    answer = workspace.smoke_test(staged.endpoint, staged.deployment, task="classify")
+    assert answer["predictions"][0]["labels"] == ["rose"]
+    with pytest.raises(EndpointError, match="expected a detect model"):
+        workspace.smoke_test(staged.endpoint, staged.deployment, task="detect")

@@ -4,6 +4,8 @@ mocked MLClient."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -216,3 +218,89 @@ def test_a_batch_that_does_not_split_over_the_gpus_is_refused(azure_settings, sm
                                            ("Standard_D4s_v3", 0), ("Standard_NewGpu_v9", None)])
 def test_gpu_counts_of_known_sizes(sku, gpus):
     assert gpu_count(sku) == gpus
+
+
+# --- batch scoring input and output, and the CLI the Azure DevOps batch stage runs ---------------------
+def _images(folder, n: int):
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    for i in range(n):
+        Image.new("RGB", (32, 24), (40 * i, 90, 160)).save(folder / f"img_{i}.png")
+    return folder
+
+
+def test_a_local_folder_is_uploaded_once_as_a_content_versioned_asset(workspace, batch_client, tmp_path):
+    folder = _images(tmp_path / "photos", 3)
+    uri = workspace.batch_input(folder)
+    name, version = uri.removeprefix("azureml:").split(":")
+    assert name == "visionops-batch-input" and len(version) >= 12
+    [asset] = sent(batch_client, "data.create_or_update")
+    assert (asset.name, asset.version, asset.type, str(asset.path)) == (name, version, "uri_folder", str(folder))
+    assert asset.tags["files"] == "3"
+    assert workspace.batch_input(folder) == uri  # same images: nothing uploaded again
+    assert len(sent(batch_client, "data.create_or_update")) == 1
+    (folder / "img_0.png").write_bytes((folder / "img_1.png").read_bytes())
+    assert workspace.batch_input(folder) != uri  # other content, other version
+    assert workspace.batch_input("azureml://datastores/images/paths/x/") == "azureml://datastores/images/paths/x/"
+    with pytest.raises(ConfigError, match="no such folder, or it holds no files"):
+        workspace.batch_input(tmp_path / "missing")
+
+
+def _download_writing(batch_client, records: int):
+    def download(name, download_path, output_name=None, **kw):
+        assert output_name == "score"
+        target = Path(download_path) / "named-outputs" / "score"
+        target.mkdir(parents=True)
+        lines = [{"image": f"img_{i}.png", "labels": []} for i in range(records)]
+        (target / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+
+    batch_client.jobs.download.side_effect = download
+    batch_client.jobs.get.side_effect = lambda name, **kw: SimpleNamespace(name=name, status="Completed",
+                                                                          studio_url="https://ml.azure.com/runs/x")
+
+
+def test_batch_score_uploads_invokes_waits_and_checks_every_image_has_a_record(
+    workspace, batch_client, tmp_path, monkeypatch,
+):
+    from typer.testing import CliRunner
+
+    import visionops.cli.azure as cli_azure
+    from visionops.cli import app
+
+    folder = _images(tmp_path / "sample", 3)
+    monkeypatch.setattr(cli_azure, "_azure_workspace", lambda: workspace)
+    _download_writing(batch_client, records=3)
+    out = tmp_path / "batch"
+    result = CliRunner().invoke(app, ["azure", "batch-score", "--images", str(folder), "--out", str(out)])
+    assert result.exit_code == 0, (result.output, result.exception)
+    [call] = sent(batch_client, "batch_endpoints.invoke")
+    assert call.inputs["images"].path.startswith("azureml:visionops-batch-input:")
+    assert (out / "batch-job-1" / "named-outputs" / "score" / "predictions.jsonl").is_file()
+    assert "3 records" in result.output and "(0 errors)" in result.output
+
+    _download_writing(batch_client, records=2)  # an image without a record fails the step
+    result = CliRunner().invoke(app, ["azure", "batch-score", "--images", str(folder), "--out", str(tmp_path / "b2")])
+    assert result.exit_code != 0 and "2 records for 3 files" in str(result.exception)
+
+
+def test_batch_predictions_missing_from_the_output_are_named(workspace, batch_client, tmp_path):
+    batch_client.jobs.download.side_effect = lambda **kw: None
+    with pytest.raises(ConfigError, match="batch job batch-job-9: no predictions.jsonl in its output"):
+        workspace.batch_predictions("batch-job-9", tmp_path / "out")
+
+
+def test_batch_deploy_cli_deploys_the_version_asked_for(workspace, batch_client, register, monkeypatch):
+    from typer.testing import CliRunner
+
+    import visionops.cli.azure as cli_azure
+    from visionops.cli import app
+
+    register()
+    register()
+    monkeypatch.setattr(cli_azure, "_azure_workspace", lambda: workspace)
+    result = CliRunner().invoke(app, ["azure", "batch-deploy", "--version", "1"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    [dep] = sent(batch_client, "batch_deployments.begin_create_or_update")
+    assert dep.name == "v1" and dep.model.endswith(":1")
+    assert "deployment v1" in result.output and "2 nodes x 2 processes" in result.output

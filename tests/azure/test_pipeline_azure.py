@@ -100,7 +100,7 @@ def test_a_misspelled_node_input_in_yaml_is_caught(tmp_path, repo_root):
     assert node_input_problems(loaded) == []  # so the loaded object cannot tell; the raw YAML can:
     assert pipeline_yaml_problems(tmp_path / "pipeline.yml") == [
         "node train: input 'epochz' is not an input of visionops_train "
-        "(['batch', 'data', 'epochs', 'imgsz', 'model', 'patience', 'profile', 'validation'])"
+        "(['batch', 'data', 'epochs', 'imgsz', 'model', 'patience', 'profile', 'task', 'validation'])"
     ]
 
 

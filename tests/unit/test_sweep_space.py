@@ -92,8 +92,17 @@ def test_every_problem_of_one_kind_is_reported_at_once(tmp_path):
 
 def test_a_metric_training_does_not_log_is_refused(tmp_path):
     path = _write(tmp_path, "metric: map50-95\nparameters:\n  lr0: {type: uniform, low: 0.001, high: 0.01}\n")
-    with pytest.raises(ConfigError, match=r"space.yaml:1: metric: 'map50-95' is not logged per epoch by training "
-                                          r"\(did you mean 'map50_95'\?\)"):
+    with pytest.raises(ConfigError, match=r"space.yaml:1: metric: 'map50-95' is not logged per epoch by detect "
+                                          r"training \(did you mean 'map50_95'\?\)"):
+        load_space(path)
+
+
+def test_each_task_has_a_default_space_with_its_own_metric(tmp_path):
+    assert (load_space(task="detect").metric, load_space(task="classify").metric) == ("map50_95", "top1")
+    assert load_space(task="classify").task == "classify" and "mosaic" not in load_space(task="classify").parameters
+    path = _write(tmp_path, "task: classify\nmetric: map50_95\n"
+                            "parameters:\n  lr0: {type: uniform, low: 0.001, high: 0.01}\n")
+    with pytest.raises(ConfigError, match=r"'map50_95' is not logged per epoch by classify training.*top1"):
         load_space(path)
 
 

@@ -1,4 +1,5 @@
-"""`visionops azure ...`: online endpoints step by step (what the Azure DevOps deployment runs)."""
+"""`visionops azure ...`: online endpoints step by step, the batch endpoint and the AutoML comparison
+(what the Azure DevOps deployment pipeline runs)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from visionops.errors import VisionOpsError
 
 azure_app = typer.Typer(
     no_args_is_help=True,
-    help="Azure ML: set up compute and environments; blue/green deployment in steps (stage, promote).",
+    help="Azure ML: set up compute and environments; blue/green deployment in steps (stage, promote); "
+         "the batch endpoint (batch-deploy, batch-score); the AutoML comparison (automl-compare).",
 )
 app.add_typer(azure_app, name="azure")
 
@@ -41,6 +43,9 @@ def azure_stage(
     out: Annotated[Path, typer.Option(help="Where to record the staged deployment (read by promote).")] = Path(
         "outputs/azure/staged_deployment.json"),
     skip_if_live: Annotated[bool, typer.Option(help="Do nothing when this version already takes the traffic.")] = True,
+    task: Annotated[str | None, typer.Option(
+        help="detect or classify: the smoke tests check the served model is of this task (default: not checked).")]
+    = None,
 ) -> None:
     """Deploy the production model (or --version) as a new deployment with 0% traffic and smoke-test it."""
     from visionops import registry
@@ -48,7 +53,8 @@ def azure_stage(
     ws = _azure_workspace()
     model = registry.get_version(ws.registry_settings(), version) if version else None
     staged = ws.stage_deployment(model, runtime=runtime, skip_if_live=skip_if_live)
-    ws.smoke_test(staged.endpoint, staged.deployment, model_version=staged.model_version)
+    staged.task = task
+    ws.smoke_test(staged.endpoint, staged.deployment, model_version=staged.model_version, task=task)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(staged.model_dump_json(indent=2))
     if staged.already_live:
@@ -75,7 +81,7 @@ def azure_promote(
         console.print(f"{record.endpoint}: {record.model_name} v{record.model_version} is live already; nothing to do")
         return
     ws = _azure_workspace()
-    ws.smoke_test(record.endpoint, record.deployment, model_version=record.model_version)
+    ws.smoke_test(record.endpoint, record.deployment, model_version=record.model_version, task=record.task)
     traffic = ws.shift_traffic(record.endpoint, record.deployment, retire_previous=not keep_previous)
     console.print(f"{record.endpoint}: traffic {traffic}")
 
@@ -101,8 +107,87 @@ def azure_endpoint_info(
 @azure_app.command("smoke")
 def azure_smoke(
     deployment: Annotated[str | None, typer.Option(help="A deployment (default: whatever takes traffic).")] = None,
+    task: Annotated[str | None, typer.Option(
+        help="detect or classify: also check the served model is of this task and answers in its shape.")] = None,
 ) -> None:
     """Score a generated image on the endpoint (or one deployment) and check the answer."""
     ws = _azure_workspace()
-    answer = ws.smoke_test(ws.settings.endpoint_name, deployment)
+    answer = ws.smoke_test(ws.settings.endpoint_name, deployment, task=task)
     console.print(f"smoke test passed: model {answer.get('model')}")
+
+
+@azure_app.command("batch-deploy")
+def azure_batch_deploy(version: VersionOpt = None) -> None:
+    """Deploy the production model (or --version) to the batch endpoint and make it the default
+    deployment (creates the batch environment, cluster and endpoint when missing)."""
+    from visionops import registry
+
+    ws = _azure_workspace()
+    model = registry.get_version(ws.registry_settings(), version) if version else None
+    info = ws.deploy_batch_endpoint(model)
+    console.print(f"batch endpoint {info.endpoint}: deployment {info.deployment} serves {info.model_name} "
+                  f"v{info.model_version} on {info.compute} ({info.instance_count} nodes x "
+                  f"{info.max_concurrency_per_instance} processes, {info.mini_batch_size} files per mini-batch)")
+
+
+@azure_app.command("batch-score")
+def azure_batch_score(
+    images: Annotated[str, typer.Option(
+        help="A local folder of images (uploaded once as a data asset) or a cloud folder "
+             "(azureml:<name>:<version>, azureml://datastores/..., https://...).")],
+    deployment: Annotated[str | None, typer.Option(help="A deployment (default: the endpoint's default).")] = None,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the job, then fetch its records.")] = True,
+    out: Annotated[Path, typer.Option(help="Where the job's predictions.jsonl is downloaded (with --wait).")] = Path(
+        "outputs/azure/batch"),
+) -> None:
+    """Score a folder with the batch endpoint; with --wait, download the records and check that
+    every image has one (exit 1 when the job failed or an image is missing)."""
+    ws = _azure_workspace()
+    source = ws.batch_input(images)
+    job = ws.invoke_batch_endpoint(source, deployment=deployment)
+    console.print(f"batch job {job} scoring {source}")
+    if not wait:
+        return
+    ws.wait_job(job)
+    predictions = ws.batch_predictions(job, out / job)
+    records = [json.loads(line) for line in predictions.read_text(encoding="utf-8").splitlines() if line.strip()]
+    failed = [r for r in records if r.get("error")]
+    expected = _local_image_count(images)
+    console.print(f"{len(records)} records in {predictions} ({len(failed)} errors)")
+    if expected is not None and len(records) != expected:
+        raise VisionOpsError(f"batch job {job}: {len(records)} records for {expected} files in {images}; "
+                             f"see {predictions} and the job's logs")
+
+
+def _local_image_count(images: str) -> int | None:
+    """How many files a local input folder holds (None for a cloud folder: not counted here)."""
+    folder = Path(images)
+    return sum(1 for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else None
+
+
+@azure_app.command("automl-compare")
+def azure_automl_compare(
+    job: Annotated[str, typer.Option(help="The AutoML job's name (what submit_automl / notebook 07 printed).")],
+    dataset: Annotated[str | None, typer.Option(
+        help="Data set name[:version] the job ran on (default: the current one).")] = None,
+    metric_type: Annotated[str | None, typer.Option(
+        help="Detection: voc (AutoML's mAP@0.5 vs our map50) or coco (mAP@[.5:.95] vs map50_95), as the job was "
+             "set; classification: classify (accuracy vs top1). Default: voc / classify by the data set's task.")
+    ] = None,
+) -> None:
+    """Compare the AutoML job's best model with the champion on the frozen test split: its best
+    child run's metrics are read from the workspace (no JSON to pass); writes comparison.json."""
+    from rich.table import Table
+
+    ws = _azure_workspace()
+    ref = ws.resolve_dataset(dataset)
+    if ref is None:
+        raise VisionOpsError("no data set is current in this project; pass --dataset name:version (the one the "
+                             "AutoML job ran on)")
+    comparison = ws.compare_automl(job, ref, metric_type=metric_type)
+    table = Table("AutoML metric", "VisionOps metric", "AutoML", "VisionOps", "difference", "better")
+    for r in comparison.rows:
+        table.add_row(r.automl_metric, r.visionops_metric, f"{r.automl:.4f}", f"{r.visionops:.4f}",
+                      f"{r.difference:+.4f}", r.better)
+    console.print(table)
+    console.print(f"winner: {comparison.winner} ({comparison.note}); best child run {comparison.automl_run}")

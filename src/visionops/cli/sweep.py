@@ -1,9 +1,13 @@
 """`visionops sweep`: a hyperparameter sweep over one search space, the best trial through the gate.
 
     visionops sweep --trials 8 [--dataset name:version] [--space file.yaml] [--profile quick]
+    visionops sweep --backend azure --trials 16 [--concurrent 4] [--pipeline] [--wait]
 
 Running the same command again resumes the study (its trials are kept in outputs/optuna.db) and
-adds `--trials` more. The Azure ML sweep job runs each trial as
+adds `--trials` more. With `--backend azure` the same search space becomes an Azure ML sweep job
+(Bandit early termination, trials fanned out over the cluster's nodes), or with `--pipeline` the
+training pipeline with a sweep step in place of train, whose best trial goes through evaluate
+and register (the gate) in the same pipeline run. The Azure ML sweep job runs each trial as
 
     python -m visionops.cli.sweep_trial trial --data DIR --out DIR --profile P --set lr0=0.003 --set batch=16
 
@@ -20,7 +24,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from visionops.cli._app import ProfileOpt, _settings, app, console
+from visionops.cli._app import BackendOpt, ProfileOpt, _dataset, _settings, app, console
+from visionops.errors import VisionOpsError
 
 DatasetOpt = Annotated[str | None, typer.Option(
     help="Data set name[:version] (default: the current one, made current by the last import/register).")]
@@ -46,11 +51,23 @@ def sweep_cmd(
     gate: Annotated[bool, typer.Option(
         help="Evaluate the best trial against the champion and register it on promote.")] = True,
     seed: Annotated[int | None, typer.Option(help="Seed for sampling and training.")] = None,
+    backend: BackendOpt = None,
+    concurrent: Annotated[int | None, typer.Option(
+        min=1, help="Azure: trials at once (default: the cluster's max nodes, one trial per node).")] = None,
+    pipeline: Annotated[bool, typer.Option(
+        help="Azure: the training pipeline with a sweep step (best trial evaluated and registered on "
+             "promote) instead of a standalone sweep job.")] = False,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Azure: wait for the job to end.")] = False,
 ) -> None:
-    """Tune training knobs with Optuna (TPE, median pruning), one MLflow child run per trial."""
+    """Tune training knobs: locally with Optuna (TPE, median pruning, one MLflow child run per trial);
+    on Azure ML as a sweep job or a pipeline with a sweep step, over the same search space."""
+    s = _settings(backend, seed=seed)
+    if s.backend == "azure":
+        _azure_sweep(s, trials=trials, profile=profile, dataset=dataset, space=space, epochs=epochs,
+                     concurrent=concurrent, pipeline=pipeline, wait=wait)
+        return
     from visionops.sweep.local import run_sweep
 
-    s = _settings(seed=seed)
     result = run_sweep(s, trials, gate=gate, profile=profile, dataset=dataset, space=space,
                        knobs={"epochs": epochs}, study_name=study, pruning=pruning, on_step=_say)
     table = Table("trial", "state", result.metric, "epochs", "params")
@@ -69,3 +86,23 @@ def sweep_cmd(
         reg = result.registration
         console.print(f"registered     {reg.model_name} version {reg.version} (production)" if reg.registered
                       else "registered     nothing (the decision was not promote)")
+
+
+def _azure_sweep(s, *, trials: int | None, profile: str, dataset: str | None, space: Path | None,
+                 epochs: int | None, concurrent: int | None, pipeline: bool, wait: bool) -> None:
+    """Submit the Azure ML sweep (`AzureWorkspace.submit_sweep`) and say where to follow it."""
+    from visionops.profiles import get_profile
+    from visionops.workspace import get_workspace
+
+    if epochs is not None:
+        raise VisionOpsError("--epochs is a local-sweep option; an Azure ML trial trains the profile's epochs "
+                             "(choose the profile, or add epochs to the search space's knobs)")
+    ws = get_workspace(s)
+    ref = _dataset(s, dataset, profile)
+    total = trials or get_profile(profile, ref.task).sweep.trials
+    info = ws.submit_sweep(ref, space=space, profile=profile, pipeline=pipeline, max_total_trials=total,
+                           max_concurrent_trials=concurrent, wait=wait)
+    what = "pipeline with a sweep step" if info.kind == "pipeline" else "sweep job"
+    console.print(f"{what:<14} {info.job_name}: {info.status} ({info.url})")
+    console.print(f"objective      {info.goal} {info.primary_metric} ({info.task}) on {info.dataset}")
+    console.print(f"limits         {info.max_total_trials} trials, {info.max_concurrent_trials} at once")

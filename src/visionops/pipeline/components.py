@@ -162,6 +162,8 @@ class Node:
 PIPELINE_INPUTS: tuple[PipelineInput, ...] = (
     PipelineInput("data", "uri_folder"),
     PipelineInput("profile", "string", default="quick"),
+    # detect | classify: validate, train and evaluate check it against the data set's own task
+    PipelineInput("task", "string", default="detect"),
     PipelineInput("epochs", "integer", optional=True),
     PipelineInput("imgsz", "integer", optional=True),
     PipelineInput("batch", "integer", optional=True),
@@ -170,12 +172,13 @@ PIPELINE_INPUTS: tuple[PipelineInput, ...] = (
 )
 
 GRAPH: tuple[Node, ...] = (
-    Node("validate", "validate", {"data": "pipeline.data"}),
+    Node("validate", "validate", {"data": "pipeline.data", "task": "pipeline.task"}),
     Node(
         "train",
         "train",
         {
             "data": "pipeline.data",
+            "task": "pipeline.task",
             "validation": "validate.report",  # also orders train after validate on Azure ML
             "profile": "pipeline.profile",
             "epochs": "pipeline.epochs",
@@ -185,7 +188,8 @@ GRAPH: tuple[Node, ...] = (
             "model": "pipeline.model",
         },
     ),
-    Node("evaluate", "evaluate", {"model": "train.model", "data": "pipeline.data", "profile": "pipeline.profile"}),
+    Node("evaluate", "evaluate", {"model": "train.model", "data": "pipeline.data", "task": "pipeline.task",
+                                  "profile": "pipeline.profile"}),
     Node("register", "register", {"model": "train.model", "evaluation": "evaluate.evaluation"}),
 )
 

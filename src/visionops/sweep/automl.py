@@ -1,7 +1,8 @@
 """The AutoML-for-Images benchmark: the job spec, and the comparison with the VisionOps champion.
 
-- **The job** is Azure ML's AutoML image object detection YAML (`type: automl`, `task:
-  image_object_detection`) over the MLTables that `formats.export_automl` writes (the same
+- **The job** is Azure ML's AutoML for Images YAML (`type: automl`, `task:
+  image_object_detection` for a detection data set, `image_classification` for a classification
+  one, with that task's primary metric and models) over the MLTables that `formats.export_automl` writes (the same
   files `visionops data export --format automl` writes). It is a plain dict here, so the local
   backend can build and show it without azure-ai-ml; `load_automl_job` hands it to azure-ai-ml's
   own `load_job`, which checks every field against the SDK's schema (offline) and returns the
@@ -13,6 +14,10 @@
 - **Which numbers compare.** AutoML's `mean_average_precision` is Pascal VOC mAP at IoU 0.5 by
   default (`metric_type="voc"`, comparable to our `map50`, with `precision` and `recall`);
   `metric_type="coco"` makes it AP@[.5:.95] (our `map50_95`), without precision and recall.
+- **The AutoML side** is fetched, not typed in: on the azure backend the parent run's tag
+  `automl_best_child_run_id` names the best child run, whose MLflow metrics (the workspace's
+  tracking URI) `best_child_metrics` reads and `write_metrics` stores as a metrics JSON
+  (`AzureWorkspace.compare_automl` does both, then compares).
 - **The comparison** (`compare_files`) reads both metrics JSON files, checks them (a missing or
   non-numeric metric is an error naming the file and the field), and writes one JSON that the
   notebook shows as a table.
@@ -35,14 +40,27 @@ SCHEMA = "https://azuremlschemas.azureedge.net/latest/autoMLJob.schema.json"
 AUTOML_DIR = "automl"
 JOB_YAML = "automl_job.yaml"
 COMPARISON_JSON = "comparison.json"
+AUTOML_METRICS_JSON = "automl_metrics.json"  # the best child run's metrics, fetched by the azure backend
+CHAMPION_METRICS_JSON = "champion_metrics.json"
+BEST_CHILD_TAG = "automl_best_child_run_id"  # set on the AutoML parent run once a best trial exists
 PRIMARY_METRIC = "mean_average_precision"  # the only primary metric AutoML object detection accepts
-# AutoML's detection models (research/next_capabilities.md, AutoML for Images): yolov5 is its default
+CLASSIFY_PRIMARY_METRIC = "accuracy"  # AutoML image classification's (multi-class)
+# AutoML's models (research/next_capabilities.md, AutoML for Images): yolov5 is its default detector
 DEFAULT_MODELS = ("yolov5", "fasterrcnn_resnet50_fpn")
-MetricType = Literal["voc", "coco"]
-# AutoML metric -> our metric, per validation_metric_type (coco reports no precision or recall)
+DEFAULT_CLASSIFY_MODELS = ("mobilenetv2", "resnet50")
+# our task -> AutoML's job task, primary metric, default models, default metric type
+AUTOML_TASKS: dict[str, tuple[str, str, tuple[str, ...], str]] = {
+    "detect": ("image_object_detection", PRIMARY_METRIC, DEFAULT_MODELS, "voc"),
+    "classify": ("image_classification", CLASSIFY_PRIMARY_METRIC, DEFAULT_CLASSIFY_MODELS, "classify"),
+}
+MetricType = Literal["voc", "coco", "classify"]
+# AutoML metric -> our metric, per validation_metric_type (coco reports no precision or recall);
+# the first entry is the primary metric, which decides the winner
 METRIC_MAP: dict[str, dict[str, str]] = {
     "voc": {PRIMARY_METRIC: "map50", "precision": "precision", "recall": "recall"},
     "coco": {PRIMARY_METRIC: "map50_95"},
+    "classify": {CLASSIFY_PRIMARY_METRIC: "top1", "precision_score_macro": "precision",
+                 "recall_score_macro": "recall", "f1_score_macro": "f1"},
 }
 
 
@@ -50,12 +68,24 @@ class AutoMLOptions(BaseModel):
     """What the AutoML job tries: models, limits, the split it validates on, the metric type."""
 
     compute: str | None = None  # default: the settings' training cluster
-    models: list[str] = list(DEFAULT_MODELS)
+    models: list[str] | None = None  # None: the task's defaults (DEFAULT_MODELS, DEFAULT_CLASSIFY_MODELS)
     max_trials: int = 4
     max_concurrent_trials: int = 2
     timeout_minutes: int = 120
-    metric_type: MetricType = "voc"
+    metric_type: MetricType | None = None  # None: voc for detection, classify for classification
     validation_split: Literal["val", "test"] = "test"
+
+    def for_task(self, task: str) -> AutoMLOptions:
+        """These options with the task's defaults filled in; a detection metric type on a
+        classification data set (or the other way round) is an error naming the choices."""
+        _, _, models, metric_type = AUTOML_TASKS[task]
+        chosen = self.metric_type or metric_type
+        allowed = ("classify",) if task == "classify" else ("voc", "coco")
+        if chosen not in allowed:
+            raise ConfigError(f"AutoML options: metric_type {chosen!r} does not fit a {task} data set; "
+                              f"choose {' or '.join(allowed)} (or leave it None)")
+        return self.model_copy(update={"models": list(self.models if self.models is not None else models),
+                                       "metric_type": chosen})
 
 
 class AutoMLJobInfo(BaseModel):
@@ -110,9 +140,12 @@ def export_mltables(data_dir: Path, folder: Path, *, image_url_prefix: str | Non
 
 
 def automl_job_dict(settings: Settings, dataset: DatasetRef, options: AutoMLOptions | None = None) -> dict[str, Any]:
-    """The AutoML image object detection job as Azure ML's YAML writes it; the MLTable paths are
-    relative to the YAML file (`./train`, `./test`), which sits beside them."""
-    o = options or AutoMLOptions()
+    """The AutoML for Images job of the data set's task (object detection or multi-class image
+    classification) as Azure ML's YAML writes it; the MLTable paths are relative to the YAML file
+    (`./train`, `./test`), which sits beside them."""
+    task = getattr(dataset, "task", "detect")
+    o = (options or AutoMLOptions()).for_task(task)
+    job_task, primary, _, _ = AUTOML_TASKS[task]
     if not o.models:
         raise ConfigError("AutoML options: models is empty; name at least one, e.g. yolov5")
     if o.max_trials < 1 or o.max_concurrent_trials < 1 or o.timeout_minutes < 1:
@@ -122,17 +155,18 @@ def automl_job_dict(settings: Settings, dataset: DatasetRef, options: AutoMLOpti
     doc: dict[str, Any] = {
         "$schema": SCHEMA,
         "type": "automl",
-        "task": "image_object_detection",
+        "task": job_task,
         "experiment_name": f"{settings.experiment_name}-automl",
         "compute": f"azureml:{compute}",
         "log_verbosity": "info",
-        "primary_metric": PRIMARY_METRIC,
+        "primary_metric": primary,
         "target_column_name": "label",
         "training_data": {"type": "mltable", "path": "./train"},
         "validation_data": {"type": "mltable", "path": f"./{o.validation_split}"},
         "limits": {"max_trials": o.max_trials, "max_concurrent_trials": min(o.max_concurrent_trials, o.max_trials),
                    "timeout_minutes": o.timeout_minutes},
-        "training_parameters": {"validation_metric_type": o.metric_type},
+        # detection only: which mAP AutoML reports (classification's accuracy needs no choice)
+        "training_parameters": {"validation_metric_type": o.metric_type} if task == "detect" else {},
         "tags": {"dataset.name": dataset.name, "dataset.version": dataset.version,
                  "visionops.validation_split": o.validation_split, "visionops.stage": "automl"},
     }
@@ -198,6 +232,34 @@ def read_metrics(path: Path) -> tuple[dict[str, Any], str | None]:
     return doc, None
 
 
+def best_child_metrics(client: Any, parent_run_id: str, *, status: str | None = None) -> tuple[str, dict[str, float]]:
+    """(best child run id, its metrics) of an AutoML job through an `mlflow.MlflowClient` pointed
+    at the workspace (the job's name is its MLflow run id). A job without the tag has not picked a
+    best trial yet (still running, or failed): the error says which, with the job's `status`."""
+    parent = client.get_run(parent_run_id)
+    best = parent.data.tags.get(BEST_CHILD_TAG)
+    if not best:
+        state = f"its status is {status}" if status else "it may still be running"
+        raise ConfigError(f"AutoML job {parent_run_id} has no tag {BEST_CHILD_TAG} yet ({state}); compare once it "
+                          "has Completed")
+    metrics = dict(client.get_run(best).data.metrics)
+    primaries = {primary for _, primary, _, _ in AUTOML_TASKS.values()}
+    if not primaries & set(metrics):
+        raise ConfigError(f"AutoML job {parent_run_id}: its best child run {best} logged none of "
+                          f"{sorted(primaries)} (it has {sorted(metrics)}); is it an AutoML for Images job?")
+    return best, metrics
+
+
+def write_metrics(path: Path, metrics: dict[str, float], *, run_id: str | None = None,
+                  parent_run_id: str | None = None) -> Path:
+    """A metrics JSON in the form `read_metrics` reads ({"run_id", "metrics"}), with the parent job."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"run_id": run_id, "parent_run_id": parent_run_id, "metrics": metrics}
+    path.write_text(json.dumps(doc, indent=2, sort_keys=True))
+    return path
+
+
 def _value(metrics: dict[str, Any], key: str, source: str) -> float:
     if key not in metrics:
         raise ConfigError(f"{source}: field {key!r} is missing (it has {sorted(metrics)}); "
@@ -215,15 +277,16 @@ def compare(automl: dict[str, Any], champion: dict[str, Any], *, metric_type: Me
             automl_run: str | None = None, champion_name: str | None = None) -> Comparison:
     """Row by row, the AutoML metric against ours (METRIC_MAP); the winner by the primary metric."""
     if metric_type not in METRIC_MAP:
-        raise ConfigError(f"metric_type {metric_type!r}: choose voc (mAP@0.5) or coco (mAP@[.5:.95])")
+        raise ConfigError(f"metric_type {metric_type!r}: choose voc (mAP@0.5) or coco (mAP@[.5:.95]) for "
+                          "detection, classify (accuracy) for classification")
     rows = []
     for theirs, ours in METRIC_MAP[metric_type].items():
         a, v = _value(automl, theirs, automl_source), _value(champion, ours, champion_source)
         diff = round(a - v, 6)
         rows.append(MetricRow(automl_metric=theirs, visionops_metric=ours, automl=a, visionops=v, difference=diff,
                               better="automl" if diff > 0 else "visionops" if diff < 0 else "tie"))
-    note = (f"AutoML's {PRIMARY_METRIC} ({metric_type}) against VisionOps' {METRIC_MAP[metric_type][PRIMARY_METRIC]}"
-            f" on the {split} split")
+    primary, ours = next(iter(METRIC_MAP[metric_type].items()))
+    note = f"AutoML's {primary} ({metric_type}) against VisionOps' {ours} on the {split} split"
     if split == "test":
         note += "; AutoML validated on that split, so it also chose its best trial on it (in its favour)"
     return Comparison(metric_type=metric_type, split=split, automl_source=automl_source,

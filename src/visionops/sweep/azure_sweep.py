@@ -13,8 +13,14 @@ The job is the standalone sweep YAML of Azure ML's reference (`type: sweep`, `tr
 (`build_sweep_job`), so the SDK's schema checks every field offline. Each trial runs
 `python -m visionops.cli.sweep_trial trial ... --set knob=${{search_space.knob}}`: the train step
 with the drawn values, whose per-epoch MLflow metrics include the objective's primary metric
-(`map50_95`), which Bandit early termination compares across trials. Imported only with the
-azure extra installed.
+(`map50_95` for detection, `top1` for classification: the space's metric), which Bandit early
+termination compares across trials.
+
+The same trial also runs **as a pipeline step** (`trial_component` + `sweep_node`): a command
+component whose inputs are the space's knobs, called with the `azure.ai.ml.sweep` objects and
+`.sweep(...)`-ed inside the training `@dsl.pipeline` (visionops.pipeline.azure_pipeline
+`build_sweep_pipeline_job`), where evaluate and register read the best trial's output. Both
+forms share one set of checks (`check_sweep_options`). Imported only with the azure extra installed.
 """
 
 from __future__ import annotations
@@ -25,12 +31,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from azure.ai.ml import load_job
-from azure.ai.ml.sweep import Choice, LogUniform, Randint, SweepJob, Uniform
+from azure.ai.ml import Input, Output, load_job
+from azure.ai.ml.entities import CommandComponent
+from azure.ai.ml.sweep import BanditPolicy, Choice, LogUniform, Randint, SweepJob, Uniform
 
 from visionops.errors import ConfigError
 from visionops.settings import Settings
 from visionops.sweep.space import (
+    KNOBS,
     ChoiceParam,
     LogUniformParam,
     Param,
@@ -39,9 +47,12 @@ from visionops.sweep.space import (
     UniformParam,
     parse_space,
 )
+from visionops.tasks import get_task
 
 SCHEMA = "https://azuremlschemas.azureedge.net/latest/sweepJob.schema.json"
 TRIAL_ENVIRONMENT = "azureml:visionops-training@latest"
+TRIAL_COMPONENT = "visionops_sweep_trial"
+CLOUD_DATA = ("azureml:", "azureml://", "https://", "wasbs://", "abfss://")
 # What each sampling algorithm can draw from (Azure ML: grid takes choice only; bayesian takes
 # choice, uniform and quniform).
 SAMPLING_TYPES = {
@@ -96,11 +107,39 @@ def _yaml_entry(dist: Any) -> dict[str, Any]:
     return {"type": dist.type, "min_value": dist.min_value, "max_value": dist.max_value}
 
 
-def trial_command(space: SearchSpace) -> str:
-    """The trial's command: the train step with every drawn value passed as `--set knob=value`."""
-    drawn = " ".join(f"--set {k}=${{{{search_space.{k}}}}}" for k in space.parameters)
+def trial_command(space: SearchSpace, *, drawn_from: str = "search_space") -> str:
+    """The trial's command: the train step with every drawn value passed as `--set knob=value`.
+    A standalone sweep job binds the values as `${{search_space.knob}}`; a sweep step in a
+    pipeline as its component's inputs, `${{inputs.knob}}` (drawn_from="inputs")."""
+    drawn = " ".join(f"--set {k}=${{{{{drawn_from}.{k}}}}}" for k in space.parameters)
     return ("python -m visionops.cli.sweep_trial trial --data ${{inputs.data}} --out ${{outputs.model}} "
             f"--profile ${{{{inputs.profile}}}} {drawn}")
+
+
+def check_sweep_options(space: SearchSpace, settings: Settings, *, data: str, sampling_algorithm: str,
+                        max_total_trials: int, max_concurrent_trials: int | None, task: str | None = None) -> int:
+    """Refuse, before any job is built, what Azure ML would reject later (or run wrongly); returns
+    the concurrency (default: the cluster's node count, so trials fan out one per node)."""
+    if task is not None and get_task(task).name != space.task:
+        raise ConfigError(f"the search space is for task {space.task!r} (metric {space.metric}) but the sweep "
+                          f"trains task {get_task(task).name!r}; use that task's space (load_space(task=...))")
+    if sampling_algorithm not in SAMPLING_TYPES:
+        raise ConfigError(f"sampling algorithm {sampling_algorithm!r}: choose one of {', '.join(SAMPLING_TYPES)}")
+    refused = [f"parameters.{k} ({p.type})" for k, p in space.parameters.items()
+               if p.type not in SAMPLING_TYPES[sampling_algorithm]]
+    if refused:
+        raise ConfigError(f"Azure ML's {sampling_algorithm} sampling cannot draw {', '.join(refused)}; it takes "
+                          f"{', '.join(sorted(SAMPLING_TYPES[sampling_algorithm]))}: use random sampling or "
+                          "change those entries")
+    concurrent = max_concurrent_trials or settings.compute_max_nodes
+    if not 1 <= max_total_trials <= 1000:
+        raise ConfigError(f"max_total_trials must be 1..1000 (Azure ML's limit), got {max_total_trials}")
+    if not 1 <= concurrent <= max_total_trials:
+        raise ConfigError(f"max_concurrent_trials must be 1..max_total_trials ({max_total_trials}), got {concurrent}")
+    if not data.startswith(CLOUD_DATA):
+        raise ConfigError(f"data {data!r} must name a registered data asset (azureml:name:version) or a cloud URI; "
+                          "register it with `visionops data register --backend azure` first")
+    return concurrent
 
 
 def sweep_job_dict(
@@ -129,22 +168,8 @@ def sweep_job_dict(
     epochs, after the first `delay_evaluation`)."""
     from visionops.pipeline.components import load_components, step_environment
 
-    if sampling_algorithm not in SAMPLING_TYPES:
-        raise ConfigError(f"sampling algorithm {sampling_algorithm!r}: choose one of {', '.join(SAMPLING_TYPES)}")
-    refused = [f"parameters.{k} ({p.type})" for k, p in space.parameters.items()
-               if p.type not in SAMPLING_TYPES[sampling_algorithm]]
-    if refused:
-        raise ConfigError(f"Azure ML's {sampling_algorithm} sampling cannot draw {', '.join(refused)}; it takes "
-                          f"{', '.join(sorted(SAMPLING_TYPES[sampling_algorithm]))}: use random sampling or "
-                          "change those entries")
-    concurrent = max_concurrent_trials or settings.compute_max_nodes
-    if not 1 <= max_total_trials <= 1000:
-        raise ConfigError(f"max_total_trials must be 1..1000 (Azure ML's limit), got {max_total_trials}")
-    if not 1 <= concurrent <= max_total_trials:
-        raise ConfigError(f"max_concurrent_trials must be 1..max_total_trials ({max_total_trials}), got {concurrent}")
-    if not data.startswith(("azureml:", "azureml://", "https://", "wasbs://", "abfss://")):
-        raise ConfigError(f"data {data!r} must name a registered data asset (azureml:name:version) or a cloud URI; "
-                          "register it with `visionops data register --backend azure` first")
+    concurrent = check_sweep_options(space, settings, data=data, sampling_algorithm=sampling_algorithm,
+                                     max_total_trials=max_total_trials, max_concurrent_trials=max_concurrent_trials)
     code_root = Path(code) if code is not None else load_components()["train"].code
     limits: dict[str, Any] = {"max_total_trials": max_total_trials, "max_concurrent_trials": concurrent}
     if timeout_s is not None:
@@ -157,7 +182,8 @@ def sweep_job_dict(
         "display_name": f"sweep {data.removeprefix('azureml:')} ({profile})",
         "experiment_name": settings.experiment_name,
         "compute": f"azureml:{(compute or settings.compute_name).removeprefix('azureml:')}",
-        "tags": {"project": "visionops", "profile": profile, "dataset": data.removeprefix("azureml:")},
+        "tags": {"project": "visionops", "profile": profile, "dataset": data.removeprefix("azureml:"),
+                 "task": space.task},
         "trial": {
             "code": str(code_root),
             "command": trial_command(space),
@@ -193,3 +219,77 @@ def build_sweep_job(space: SearchSpace, settings: Settings, **options: Any) -> S
     if not isinstance(job, SweepJob):
         raise ConfigError(f"the sweep YAML loaded as {type(job).__name__}, not a SweepJob")
     return job
+
+
+# --- the sweep as a pipeline step --------------------------------------------------------------------
+def _input_type(param: Param) -> str:
+    """The component input type that carries a drawn value (integer knobs stay whole numbers)."""
+    if isinstance(param, RandintParam):
+        return "integer"
+    if isinstance(param, ChoiceParam):
+        values = list(param.values)
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            return "integer"
+        if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+            return "number"
+        return "string"
+    return "number"
+
+
+def trial_component(space: SearchSpace, *, environment: str = TRIAL_ENVIRONMENT,
+                    code: Path | None = None) -> CommandComponent:
+    """The sweep trial as a command component: the train step's data and profile plus one input
+    per knob of the space, each passed as `--set knob=value`. A pipeline calls it with the
+    `azure.ai.ml.sweep` objects in place of those inputs and sweeps it (`sweep_node`); the trial
+    writes the same `model` folder the train component writes.
+
+    `validation` (the validate step's report) is not read by the command: binding it makes Azure ML
+    start the trials only after the validate step succeeded, and that step (which fails on a bad data
+    set or a data set of another task) is what stops a pipeline before any trial is paid for. The
+    trial trains the data set's own task (its manifest), which the validate step checked."""
+    from visionops.pipeline.components import load_components
+
+    train = load_components()["train"]
+    inputs: dict[str, Input] = {
+        "data": Input(type="uri_folder", description="Data set folder (the asset the validate step checked)."),
+        "validation": Input(type="uri_folder", optional=True,
+                            description="Output of the validate step (orders the trials after it)."),
+        "profile": Input(type="string", default="quick", enum=["smoke", "quick", "full"],
+                         description="Run profile (data size, schedule)."),
+    }
+    for name, param in space.parameters.items():
+        inputs[name] = Input(type=_input_type(param), description=f"drawn by the sweep: {KNOBS[name].help}")
+    return CommandComponent(
+        name=TRIAL_COMPONENT,
+        display_name="Sweep trial (train with drawn values)",
+        description="One sweep trial: the train step with the values the sweep drew, each epoch's metrics "
+                    f"(the primary metric {space.metric} among them) logged through MLflow.",
+        tags={"project": "visionops", "step": "sweep_trial"},
+        code=str(code or train.code),
+        environment=environment,
+        inputs=inputs,
+        outputs={"model": Output(type="uri_folder", description="weights/best.pt and train_result.json")},
+        command=trial_command(space, drawn_from="inputs"),
+    )
+
+
+def sweep_node(trial: Any, space: SearchSpace, *, compute: str, max_total_trials: int, max_concurrent_trials: int,
+               sampling_algorithm: str = "random", timeout_s: int | None = None, trial_timeout_s: int | None = None,
+               slack_factor: float = 0.1, evaluation_interval: int = 1, delay_evaluation: int = 2,
+               **inputs: Any) -> Any:
+    """A pipeline node: `trial` (a trial_component) called with `inputs` and each knob's
+    azure.ai.ml.sweep object, swept with the space's objective, the limits and Bandit early
+    termination (the same policy as the standalone job). Its `outputs.model` is the best trial's."""
+    node = trial(**inputs, **{k: to_azure(p) for k, p in space.parameters.items()})
+    return node.sweep(
+        primary_metric=space.metric,
+        goal=space.goal,
+        sampling_algorithm=sampling_algorithm,
+        compute=compute,
+        max_total_trials=max_total_trials,
+        max_concurrent_trials=max_concurrent_trials,
+        timeout=timeout_s,
+        trial_timeout=trial_timeout_s,
+        early_termination_policy=BanditPolicy(slack_factor=slack_factor, evaluation_interval=evaluation_interval,
+                                              delay_evaluation=delay_evaluation),
+    )

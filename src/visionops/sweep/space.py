@@ -32,9 +32,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from visionops.errors import ConfigError
 from visionops.profiles import TrainSpec
+from visionops.tasks import TASK_NAMES
 
 SPACES_DIR = Path(__file__).with_name("spaces")
-TASKS = ("detect",)
+TASKS = TASK_NAMES  # one default space per task: spaces/<task>.yaml
 
 
 @dataclass(frozen=True)
@@ -146,8 +147,8 @@ class SearchSpace(BaseModel):
     """What a sweep varies, and what it optimises (a metric training logs per epoch)."""
 
     model_config = ConfigDict(extra="forbid")
-    task: Literal["detect"] = "detect"
-    metric: str = Field("map50_95", description="A metric training logs per epoch through MLflow.")
+    task: Literal["detect", "classify"] = "detect"
+    metric: str = Field("map50_95", description="A metric training of the task logs per epoch through MLflow.")
     goal: Literal["maximize", "minimize"] = "maximize"
     parameters: dict[str, Param] = Field(min_length=1)
 
@@ -170,13 +171,13 @@ class SpaceProblems(ValueError):
 
 def knob_problems(space: SearchSpace) -> list[tuple[tuple[str, ...], str]]:
     """What is wrong with the space's metric and knobs (its structure pydantic checked already)."""
-    from visionops.training import CLEAN_NAMES
+    from visionops.training import task_training
 
     problems: list[tuple[tuple[str, ...], str]] = []
-    if space.metric not in CLEAN_NAMES.values():
-        problems.append((("metric",), f"{space.metric!r} is not logged per epoch by training"
-                         f"{_did_you_mean(space.metric, CLEAN_NAMES.values())}; use one of "
-                         f"{', '.join(sorted(CLEAN_NAMES.values()))}"))
+    logged = task_training(space.task).clean_names.values()
+    if space.metric not in logged:
+        problems.append((("metric",), f"{space.metric!r} is not logged per epoch by {space.task} training"
+                         f"{_did_you_mean(space.metric, logged)}; use one of {', '.join(sorted(logged))}"))
     for name, param in space.parameters.items():
         where = ("parameters", name)
         knob = KNOBS.get(name)

@@ -5,6 +5,11 @@
     training    a command job (the train component's command) on a compute cluster
     pipelines   the validate -> train -> evaluate -> register components as a pipeline job;
                 published as registered components (+ an optional retraining schedule)
+    sweeps      a sweep job over the search space (standalone), or the pipeline with a sweep
+                step in place of train (the best trial goes through evaluate and register)
+    AutoML      the AutoML-for-Images job, and its best child run's metrics read back through
+                MLflow for the comparison with the champion
+    batch       batch endpoints: a deployment per model version, invoked on a folder in the cloud
     endpoints   managed (or Kubernetes) online endpoints with key auth; blue/green rollout:
                 a new deployment gets 0% traffic, is smoke-tested, then takes all traffic
     registry    MLflow on the workspace's tracking URI: the same visionops.registry code
@@ -49,6 +54,8 @@ from visionops.workspace.azure_entities import (
 from visionops.workspace.base import Workspace
 
 TERMINAL = {"Completed", "Failed", "Canceled", "NotResponding"}
+# What one image's prediction holds for each task (the serving contract): the smoke test's shape check
+PREDICTION_KEYS = {"detect": ("boxes", "labels", "confidences"), "classify": ("labels", "class_ids", "probabilities")}
 BLUE, GREEN = "blue", "green"
 
 
@@ -62,6 +69,7 @@ class StagedDeployment(BaseModel):
     model_version: str
     runtime: str
     already_live: bool = False  # the model version was serving already: nothing was created
+    task: str | None = None  # what the smoke tests check the served model against (None: not checked)
 
 
 class BatchDeploymentInfo(BaseModel):
@@ -76,6 +84,21 @@ class BatchDeploymentInfo(BaseModel):
     max_concurrency_per_instance: int
     mini_batch_size: int
     output_file: str
+
+
+class SweepJobInfo(BaseModel):
+    """A submitted Azure ML sweep: the standalone sweep job, or the pipeline with a sweep step."""
+
+    kind: str  # "sweep" | "pipeline"
+    job_name: str
+    status: str
+    url: str | None = None
+    dataset: str
+    task: str
+    primary_metric: str
+    goal: str
+    max_total_trials: int
+    max_concurrent_trials: int
 
 
 class AzureWorkspace(Workspace):
@@ -166,7 +189,7 @@ class AzureWorkspace(Workspace):
         """The current data set's name (the team's, once imported), else the settings' dataset_name."""
         from visionops.workspace.current import read_current
 
-        current = read_current(self.settings.catalog_dir)
+        current = read_current(self.settings.catalog_dir, self.settings.task)
         return current[0] if current else self.settings.dataset_name
 
     def prepare_environments(self) -> dict[str, str]:
@@ -188,12 +211,14 @@ class AzureWorkspace(Workspace):
 
     # --- jobs ----------------------------------------------------------------------------------
     def submit_training(self, dataset: DatasetRef, profile: str, *, gpus_per_node: int | None = None,
-                        **knobs: Any) -> str:
+                        task: str | None = None, **knobs: Any) -> str:
         """Submit the train step as a command job; returns the job name. `gpus_per_node` (default:
         VISIONOPS_GPUS_PER_NODE) above 1 trains with Ultralytics DDP on that many GPUs of one node;
-        the job is checked (cluster size, batch split) before anything is created."""
+        `task` (default: the data set's) is checked against the data set's. The job is checked
+        (cluster size, batch split, task) before anything is created."""
         job = training_job(self.settings, dataset=dataset, profile=profile, environment=self.environment_id(
-            TRAINING_ENV), knobs=knobs, gpus_per_node=gpus_per_node)  # checked before anything is created
+            TRAINING_ENV), knobs=knobs, gpus_per_node=gpus_per_node,
+            task=self._task(dataset, task))  # checked before anything is created
         self.ensure_environment(TRAINING_ENV)  # the same content-hash id as environment_id's
         self.ensure_compute()
         created = self.ml_client.jobs.create_or_update(job, experiment_name=self.settings.experiment_name)
@@ -241,8 +266,10 @@ class AzureWorkspace(Workspace):
             return {}
 
     # --- pipelines -----------------------------------------------------------------------------
-    def build_pipeline(self, dataset: DatasetRef | None = None, profile: str | None = None, **knobs: Any) -> Any:
-        """The pipeline job (not submitted), pinned to the training environment's content version."""
+    def build_pipeline(self, dataset: DatasetRef | None = None, profile: str | None = None, *,
+                       task: str | None = None, **knobs: Any) -> Any:
+        """The pipeline job (not submitted), pinned to the training environment's content version;
+        `task` (default: the data set's) becomes the pipeline's `task` input."""
         from visionops.pipeline.azure_pipeline import build_pipeline_job
         from visionops.pipeline.components import check_knobs, step_environment
 
@@ -252,12 +279,25 @@ class AzureWorkspace(Workspace):
         return build_pipeline_job(
             data=data,
             profile=profile or self.settings.profile,
+            task=self._task(dataset, task),
             compute=self.settings.compute_name,
             environment=self.environment_id(TRAINING_ENV),
             environment_variables=step_environment(self.settings, code_root=source_root(), local=False),
             experiment_name=self.settings.experiment_name,
             **knobs,
         )
+
+    @staticmethod
+    def _task(dataset: DatasetRef, task: str | None) -> str:
+        """The task a job trains: the one asked for, checked against the data set's when the data
+        set was looked up in the workspace (it has counts); else the data set's. A `name:version`
+        taken as given (no lookup, `visionops pipeline build`) carries no task of its own, so the
+        one asked for stands (each step still checks it against the data it mounts)."""
+        from visionops.tasks import check_same_task, get_task
+
+        if task is not None and not dataset.counts:
+            return get_task(task).name
+        return check_same_task(task, dataset.task, f"data set {dataset.name}:{dataset.version}").name
 
     def submit_pipeline(self, pipeline: Any, *, wait: bool = True) -> PipelineRunInfo:
         self.ensure_environment(TRAINING_ENV)
@@ -311,6 +351,7 @@ class AzureWorkspace(Workspace):
         job = build_pipeline_job(
             data=f"azureml:{self._current_name()}@latest",  # each scheduled run takes the newest data
             profile=profile or self.settings.profile,
+            task=self.settings.task,
             compute=self.settings.compute_name,
             environment=environment,
             environment_variables=step_environment(self.settings, code_root=source_root(), local=False),
@@ -435,19 +476,32 @@ class AzureWorkspace(Workspace):
             return None
         return (getattr(dep, "tags", None) or {}).get("model")
 
-    def smoke_test(self, endpoint: str, deployment: str | None = None, *, model_version: str | None = None) -> dict:
+    def smoke_test(self, endpoint: str, deployment: str | None = None, *, model_version: str | None = None,
+                   task: str | None = None) -> dict:
         """Score one generated image on the deployment (directly, whatever its traffic share) and
-        check the answer's shape and model version; raises EndpointError otherwise."""
+        check the answer's shape and model version, and with `task` that the model is of that task
+        and answers in its shape (PREDICTION_KEYS); raises EndpointError otherwise."""
         from visionops.serving.endpoint import EndpointError
+        from visionops.tasks import get_task
 
         answer = self.invoke_endpoint(endpoint, _smoke_payload(), deployment=deployment)
         predictions = answer.get("predictions")
         if not isinstance(predictions, list) or len(predictions) != 1:
             raise EndpointError(f"smoke test of {endpoint}/{deployment}: expected one prediction, got {answer!r}"[:500])
-        served = str((answer.get("model") or {}).get("version", ""))
+        model = answer.get("model") or {}
+        served = str(model.get("version", ""))
         if model_version is not None and served != str(model_version):
             raise EndpointError(f"smoke test of {endpoint}/{deployment}: serves version {served!r}, "
                                 f"expected {model_version!r}")
+        if task is not None:
+            wanted = get_task(task).name
+            served_task = model.get("task", "detect")  # servers from before tasks existed served detectors
+            missing = [k for k in PREDICTION_KEYS[wanted] if k not in predictions[0]]
+            if served_task != wanted or missing:
+                raise EndpointError(f"smoke test of {endpoint}/{deployment}: expected a {wanted} model answering "
+                                    f"with {', '.join(PREDICTION_KEYS[wanted])}; it serves a {served_task} model "
+                                    f"whose prediction has {sorted(predictions[0])}; deploy a {wanted} model or "
+                                    "pass its task")
         return answer
 
     def shift_traffic(self, endpoint: str, deployment: str, *, retire_previous: bool = True) -> dict[str, int]:
@@ -564,15 +618,15 @@ class AzureWorkspace(Workspace):
     def invoke_batch_endpoint(self, images: str, *, name: str | None = None, deployment: str | None = None) -> str:
         """Start a batch scoring job over a folder in the cloud (`azureml://datastores/...`, a
         `uri_folder` data asset `azureml:<name>:<version>`, or an https URL); returns the job name.
-        Batch endpoints read only cloud data: upload a local folder as a data asset first."""
+        Batch endpoints read only cloud data: upload a local folder first (`batch_input`)."""
         from azure.ai.ml import Input
         from azure.ai.ml.constants import AssetTypes
 
         if not images.startswith(("azureml:", "https://", "wasbs://", "abfss://")):
             raise ConfigError(
-                f"batch endpoints score data in the cloud, not {images!r}; register the folder as a data asset "
-                "(`visionops data register --backend azure <folder>` for a data set, or az ml data create) and "
-                "pass azureml:<name>:<version>"
+                f"batch endpoints score data in the cloud, not {images!r}; upload the folder first "
+                "(`visionops azure batch-score --images <folder>` does, as a data asset) and pass "
+                "azureml:<name>:<version>"
             )
         job = self.ml_client.batch_endpoints.invoke(
             endpoint_name=name or self.settings.batch_endpoint_name, deployment_name=deployment,
@@ -613,6 +667,157 @@ class AzureWorkspace(Workspace):
                              url=getattr(created, "studio_url", None), spec_path=str(path), spec=doc,
                              note="submitted; when it completes, compare its best child run's metrics with "
                                   "the champion (visionops.sweep.automl.compare_files)")
+    def automl_best_metrics(self, job_name: str) -> tuple[str, dict[str, float]]:
+        """(best child run id, its metrics) of a completed AutoML job, read through MLflow on the
+        workspace's tracking URI: the parent run's tag `automl_best_child_run_id` names the best
+        child (Azure ML's MLflow run id of a job is the job's name)."""
+        import mlflow
+        from mlflow.exceptions import MlflowException
+
+        from visionops.sweep.automl import best_child_metrics
+        from visionops.tracking import configure_mlflow
+
+        configure_mlflow(self.registry_settings())
+        try:
+            return best_child_metrics(mlflow.MlflowClient(), job_name, status=self._job_status(job_name))
+        except MlflowException as exc:
+            raise ConfigError(f"AutoML job {job_name}: cannot read its runs from the workspace's MLflow "
+                              f"({self.tracking_uri()}): {exc.message}") from None
+
+    def _job_status(self, job_name: str) -> str | None:
+        try:
+            return str(self.ml_client.jobs.get(job_name).status)
+        except ResourceNotFoundError:
+            raise ConfigError(f"no job {job_name!r} in workspace {self.ml_client.workspace_name!r}; "
+                              "pass the AutoML job's name (`visionops azure automl-compare --job ...`)") from None
+
+    def compare_automl(self, job_name: str, dataset: DatasetRef, *, metric_type: str | None = None) -> Any:
+        """The AutoML job's best model against the champion on the frozen test split: fetches the
+        best child run's metrics (no JSON to pass by hand), writes them and the champion's beside
+        the job's spec (outputs/automl/<name>-<version>/), and the comparison JSON. Returns the
+        `visionops.sweep.automl.Comparison`."""
+        from visionops.pipeline.steps import model_name_for
+        from visionops.sweep.automl import (
+            AUTOML_METRICS_JSON,
+            CHAMPION_METRICS_JSON,
+            COMPARISON_JSON,
+            AutoMLOptions,
+            automl_folder,
+            champion_metrics,
+            compare_files,
+            write_metrics,
+        )
+
+        folder = automl_folder(self.settings, dataset)
+        best, metrics = self.automl_best_metrics(job_name)
+        write_metrics(folder / AUTOML_METRICS_JSON, metrics, run_id=best, parent_run_id=job_name)
+        settings = self.registry_settings()
+        settings = settings.with_overrides(model_name=model_name_for(settings, dataset.name, dataset.task))
+        champion = champion_metrics(settings, dataset, folder / CHAMPION_METRICS_JSON)
+        if champion is None:
+            raise ModelNotFoundError(f"no champion in the workspace's registry to compare AutoML job {job_name} "
+                                     "with; train and promote one first (`visionops pipeline run --backend azure`)")
+        metric_type = AutoMLOptions(metric_type=metric_type).for_task(dataset.task).metric_type  # the task's default
+        return compare_files(folder / AUTOML_METRICS_JSON, folder / CHAMPION_METRICS_JSON, folder / COMPARISON_JSON,
+                             metric_type=metric_type, champion_name=champion["model"])
+
+    # --- sweeps --------------------------------------------------------------------------------
+    def build_sweep(self, dataset: DatasetRef, *, space: Any = None, profile: str | None = None,
+                    task: str | None = None, pipeline: bool = False, max_total_trials: int = 8,
+                    max_concurrent_trials: int | None = None, sampling_algorithm: str = "random",
+                    timeout_s: int | None = None, trial_timeout_s: int | None = None) -> Any:
+        """The Azure ML sweep over `space` (a SearchSpace or a YAML path; default: the task's space),
+        not submitted: a standalone `SweepJob`, or with `pipeline=True` the training pipeline with a
+        sweep step in place of train (the best trial evaluated against the champion and registered
+        on promote). Both are pinned to the training environment's content version and checked
+        (limits, sampling, task, data) before anything is sent."""
+        from visionops.pipeline.azure_pipeline import build_sweep_pipeline_job
+        from visionops.pipeline.components import step_environment
+        from visionops.sweep.azure_sweep import build_sweep_job, check_sweep_options
+        from visionops.sweep.space import SearchSpace, load_space
+
+        task = self._task(dataset, task)
+        space = space if isinstance(space, SearchSpace) else load_space(space, task=task)
+        profile = profile or self.settings.profile
+        data = dataset.path if dataset.path.startswith("azureml:") else f"azureml:{dataset.name}:{dataset.version}"
+        environment = self.environment_id(TRAINING_ENV)
+        concurrent = check_sweep_options(space, self.settings, data=data, sampling_algorithm=sampling_algorithm,
+                                         max_total_trials=max_total_trials,
+                                         max_concurrent_trials=max_concurrent_trials, task=task)
+        limits = {"max_total_trials": max_total_trials, "max_concurrent_trials": concurrent,
+                  "sampling_algorithm": sampling_algorithm, "timeout_s": timeout_s, "trial_timeout_s": trial_timeout_s}
+        if not pipeline:
+            return build_sweep_job(space, self.settings, data=data, profile=profile, environment=environment,
+                                   **limits)
+        return build_sweep_pipeline_job(
+            space, data=data, profile=profile, task=task, compute=self.settings.compute_name,
+            environment=environment, experiment_name=self.settings.experiment_name,
+            environment_variables=step_environment(self.settings, code_root=source_root(), local=False), **limits)
+
+    def submit_sweep(self, dataset: DatasetRef, *, wait: bool = False, **options: Any) -> SweepJobInfo:
+        """Build the sweep (`build_sweep`: standalone, or `pipeline=True` for the pipeline with a
+        sweep step), make sure the environment and the cluster exist, and submit it; with `wait`,
+        block until it ends (TrainingError with the studio URL unless it Completed)."""
+        job = self.build_sweep(dataset, **options)
+        pipeline = options.get("pipeline", False)
+        sweep = job.jobs["train"] if pipeline else job
+        self.ensure_environment(TRAINING_ENV)
+        self.ensure_compute()
+        created = self.ml_client.jobs.create_or_update(job, experiment_name=self.settings.experiment_name)
+        status = str(getattr(created, "status", None) or "Submitted")
+        if wait:
+            status = str(self.wait_job(str(created.name)).status)
+        return SweepJobInfo(
+            kind="pipeline" if pipeline else "sweep", job_name=str(created.name), status=status,
+            url=getattr(created, "studio_url", None), dataset=f"{dataset.name}:{dataset.version}",
+            task=self._task(dataset, options.get("task")), primary_metric=sweep.objective.primary_metric,
+            goal=str(sweep.objective.goal).lower(), max_total_trials=sweep.limits.max_total_trials,
+            max_concurrent_trials=sweep.limits.max_concurrent_trials,
+        )
+
+    # --- batch scoring input ---------------------------------------------------------------------
+    def batch_input(self, images: str | Path) -> str:
+        """What a batch job reads: a cloud folder as given, or a local folder uploaded once as a
+        uri_folder data asset `<batch endpoint>-input`, versioned by the content of its files (the
+        same images are never uploaded twice). Returns `azureml:<name>:<version>` or the URI."""
+        from azure.ai.ml.constants import AssetTypes
+        from azure.ai.ml.entities import Data
+
+        from visionops.hashing import Hasher
+
+        text = str(images)
+        if text.startswith(("azureml:", "https://", "wasbs://", "abfss://")):
+            return text
+        folder = Path(images)
+        files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+        if not files:
+            raise ConfigError(f"{folder}: no such folder, or it holds no files; pass a folder of images or a cloud "
+                              "URI (azureml:<name>:<version>, azureml://datastores/..., https://...)")
+        name = f"{self.settings.batch_endpoint_name}-input"
+        version = Hasher().files(files, folder).hexdigest()
+        try:
+            self.ml_client.data.get(name=name, version=version)
+        except ResourceNotFoundError:
+            self.ml_client.data.create_or_update(Data(
+                name=name, version=version, type=AssetTypes.URI_FOLDER, path=str(folder),
+                description=f"Images to score with batch endpoint {self.settings.batch_endpoint_name} "
+                            f"({len(files)} files, content-hash version)",
+                tags={"project": "visionops", "use": "batch-scoring", "files": str(len(files))}))
+        return f"azureml:{name}:{version}"
+
+    def batch_predictions(self, job_name: str, folder: Path) -> Path:
+        """Download a finished batch job's output (`score`: the append_row file of one JSON record
+        per image) into `folder`; returns the predictions file."""
+        from visionops.workspace.azure_entities import BATCH_OUTPUT
+
+        folder.mkdir(parents=True, exist_ok=True)
+        self.ml_client.jobs.download(name=job_name, download_path=str(folder), output_name="score")
+        found = sorted(folder.rglob(BATCH_OUTPUT))
+        if not found:
+            raise ConfigError(f"batch job {job_name}: no {BATCH_OUTPUT} in its output (downloaded to {folder}); "
+                              "see the job's logs in the studio (user_logs/std_log.txt)")
+        return found[0]
+
 
 def _smoke_payload() -> dict[str, Any]:
     """One small generated image (a filled square on grey): enough to prove the deployment loads

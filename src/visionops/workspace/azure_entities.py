@@ -36,6 +36,7 @@ from visionops.hashing import Hasher
 from visionops.pipeline.components import load_components, step_environment
 from visionops.pipeline.steps import model_name_for
 from visionops.settings import Settings, checkout_root
+from visionops.tasks import get_task
 
 TRAINING_ENV = "training"
 INFERENCE_ENV = "inference"  # the ONNX runtime's; serving.runtimes.ENVIRONMENTS maps each runtime
@@ -46,6 +47,8 @@ BATCH_ENV = "visionops-batch"
 # inference environment; the rest of that environment's pins are reused as they are.
 AZUREML_CORE = "azureml-core==1.61.0.post4"
 BATCH_OUTPUT = "predictions.jsonl"  # append_row: one JSON record per image, as `visionops predict` writes
+# The layout of a data asset of each task (its `format` tag): visionops.data.kinds reads both
+DATA_FORMATS = {"detect": "yolo", "classify": "folder-per-class"}
 
 # GPUs per node of the Azure GPU sizes (learn.microsoft.com/azure/virtual-machines/sizes/gpu-accelerated);
 # a size not listed is trusted as given.
@@ -123,10 +126,11 @@ def data_asset(ref: DatasetRef) -> Data:
         version=ref.version,
         type=AssetTypes.URI_FOLDER,
         path=ref.path,
-        description=f"VisionOps data set {ref.name} (YOLO layout + manifest.json), content-hash version",
+        description=f"VisionOps {ref.task} data set {ref.name} (with manifest.json), content-hash version",
         tags={
             "project": "visionops",
-            "format": "yolo",
+            "task": ref.task,
+            "format": DATA_FORMATS[ref.task],
             "content_hash": ref.version,
             "classes": json.dumps(ref.classes),
             "counts": json.dumps(ref.counts, sort_keys=True),
@@ -146,6 +150,7 @@ def dataset_ref(asset: Any) -> DatasetRef:
         counts=json.loads(tags.get("counts", "{}")),
         classes=json.loads(tags.get("classes", "[]")),
         backend="azure",
+        task=get_task(tags.get("task")).name,  # assets registered before tasks existed are detection sets
     )
 
 
@@ -181,8 +186,10 @@ def training_job(
     knobs: dict[str, Any] | None = None,
     root: Path | None = None,
     gpus_per_node: int | None = None,
+    task: str | None = None,
 ) -> Any:
-    """A command job running the train component's command on the cluster.
+    """A command job running the train component's command on the cluster, for `task` (default:
+    the data set's; the step checks it against the data it mounts).
 
     Built with `command(...)` from the component's own template (not by calling the loaded
     component: azure-ai-ml re-resolves its relative `code:` against the working directory then).
@@ -195,14 +202,17 @@ def training_job(
     instance_count stays 1; sweeps are what spread work over nodes (docs/azure.md)."""
     spec = load_components()["train"]
     knobs = {k: v for k, v in (knobs or {}).items() if v is not None}
-    unknown = sorted(set(knobs) - set(spec.inputs))
+    unknown = sorted(set(knobs) - set(spec.inputs) | set(knobs) & {"task", "data", "validation"})
     if unknown:
-        raise ConfigError(f"train takes no knob(s) {unknown}; it takes {sorted(set(spec.inputs) - {'data'})}")
+        raise ConfigError(f"train takes no knob(s) {unknown}; it takes "
+                          f"{sorted(set(spec.inputs) - {'data', 'task', 'validation'})}")
+    kind = get_task(task or dataset.task)
     gpus = gpus_per_node if gpus_per_node is not None else settings.gpus_per_node
     device = training_devices(settings, gpus, batch=knobs.get("batch", _profile_batch(profile)))
     inputs: dict[str, Any] = {
         "data": Input(type=AssetTypes.URI_FOLDER, path=_asset_uri(dataset)),
         "profile": profile,
+        "task": kind.name,
         **knobs,
     }
     root = root or spec.code
@@ -219,12 +229,13 @@ def training_job(
         # the model is named after the data set it trains on (<dataset>-detector) unless one is set;
         # several GPUs: the device list reaches the train step as VISIONOPS_DEVICE
         environment_variables=step_environment(
-            settings.with_overrides(model_name=model_name_for(settings, dataset.name), device=device),
+            settings.with_overrides(model_name=model_name_for(settings, dataset.name, kind), device=device),
             code_root=root, local=False),
         compute=settings.compute_name,
         instance_count=1,
         shm_size=DDP_SHM if gpus > 1 else None,
         tags={"project": "visionops", "profile": profile, "dataset": f"{dataset.name}:{dataset.version}",
+              "task": kind.name, "decision_metric": kind.decision_metric,
               "gpus_per_node": str(gpus), "sku": settings.compute_sku},
     )
 
