@@ -147,9 +147,9 @@ def test_03_evaluation(walkthrough):
 def test_04_deployment(walkthrough):
     s = walkthrough.summary("04_model_deployment")
     assert s["model_version"] == "1" and s["model_name"] == "shapes-detector"  # 03's champion
-    assert s["answered_by"] == {"name": "shapes-detector", "version": "1", "runtime": "onnx"}
+    assert s["answered_by"] == {"name": "shapes-detector", "version": "1", "runtime": "onnx", "task": "detect"}
     assert s["scoring_uri"].startswith("http://127.0.0.1:") and s["runtime"] == "onnx"
-    assert s["images_sent"] == 4 and len(s["boxes_returned"]) == 4
+    assert s["images_sent"] == 4 and len(s["answer_sizes"]) == 4
     assert s["latency"]["requests"] == 20 and 0 < s["latency"]["p50_ms"] <= s["latency"]["p95_ms"]
     assert s["server_inference_ms_median"] > 0
     checks = s["endpoint_check"]["checks"]
