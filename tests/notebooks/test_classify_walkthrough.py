@@ -2,16 +2,22 @@
 (`visionops notebooks --profile smoke --param task=classify`), in a fresh project root with the
 network blocked. The same notebooks as detection, no task branches in them: each records a
 classification data set, a classifier trained and scored on top-1, registered as
-`<dataset>-classifier`, served and answering with labels, and the pipeline on the same data."""
+`<dataset>-classifier`, served and answering with labels, and the pipeline on the same data.
+
+Then nbval over the same notebooks, last to first in another empty root (as tests/notebooks/
+test_nbval.py does for detection): each one runs on its own, with the task from the
+environment (`VISIONOPS_TASK=classify`, which the `task = None` parameter resolves to)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from notebook_support import CLI, ORDER, REPO, kernel_env, netblock_report, stop_endpoints
+from notebook_support import NOTEBOOKS as NOTEBOOK_DIR
 
 pytestmark = pytest.mark.slow
 NOTEBOOKS = ORDER[:6]  # 00..05: the lifecycle (06/07 tune and benchmark detection)
@@ -90,3 +96,27 @@ def test_each_notebook_worked_on_the_classification_data_set(run):
     versions = registry.list_versions(settings, "shapes-cls-classifier")
     assert [v.tags["task"] for v in versions] == ["classify"] * len(versions) and versions
     assert registry.list_versions(settings, "shapes-detector") == []  # nothing detection was made
+
+
+@pytest.fixture(scope="module")
+def nbval_root(session_root):
+    root = session_root / "notebooks-classify-nbval"
+    root.mkdir(parents=True, exist_ok=True)
+    yield root
+    stop_endpoints(root)
+
+
+@pytest.mark.parametrize("name", list(reversed(NOTEBOOKS)))
+def test_nbval_with_task_classify(name, nbval_root, netblocked_env):
+    env = kernel_env(netblocked_env, nbval_root, VISIONOPS_PROFILE="smoke", VISIONOPS_TASK="classify")
+    cmd = [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider",
+           "-o", "addopts=", "-q", str(NOTEBOOK_DIR / f"{name}.ipynb")]
+    proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, f"nbval failed on {name}:\n{proc.stdout[-8000:]}\n{proc.stderr[-2000:]}"
+    _, blocked = netblock_report(nbval_root)
+    assert blocked == [], "network attempts:\n" + "\n".join(blocked)
+    recorded = _summary(nbval_root, name)
+    if "dataset" in recorded:  # 01-05 name the data set they used: the classification one
+        assert recorded["dataset"].startswith("shapes-cls:"), recorded["dataset"]
+    if name == "04_model_deployment":  # built its own champion: nothing ran before it in this root
+        assert recorded["model_name"] == "shapes-cls-classifier" and recorded["answered_by"]["task"] == "classify"
