@@ -117,3 +117,55 @@ def test_running_the_sweep_again_adds_trials_to_the_same_study(first, resumed, s
     assert len(children) == 4
     assert again.evaluation is not None and again.registration is not None  # the gate ran again
     assert "best trial" in stdout and first.study_name in stdout
+
+
+def test_each_trial_reports_one_step_per_epoch_to_the_study(first, settings):
+    """No phantom step for Ultralytics' final validation of best.pt (it calls on_fit_epoch_end
+    once more, numbered epochs + 1)."""
+    from visionops.sweep.local import optuna_storage
+
+    study = optuna.load_study(study_name=first.study_name, storage=optuna_storage(settings))
+    for trial in study.trials:
+        assert sorted(trial.intermediate_values) == list(range(1, trial.user_attrs["epochs"] + 1))
+
+
+def test_the_final_validation_call_is_not_an_epoch_and_cannot_prune_a_finished_trial():
+    """Ultralytics 8.4's sequence: on_fit_epoch_end after each epoch (trainer.stop set on the
+    last), then once more for best.pt's validation with trainer.epoch bumped to epochs + 1.
+    Reported, that call would be a step the finished trials reached and a trial that trained to
+    the end could be pruned on it."""
+    from types import SimpleNamespace
+
+    from visionops.sweep.local import EpochPruner
+
+    study = optuna.create_study(direction="maximize",
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0))
+    earlier = study.ask()
+    for step, value in {1: 0.1, 2: 0.2, 3: 0.3, 4: 0.9}.items():  # a run that logged the phantom step 4
+        earlier.report(value, step)
+    study.tell(earlier, 0.9)
+
+    trial = study.ask()
+    pruner = EpochPruner(trial, "map50_95")
+    trainer = SimpleNamespace(epoch=0, metrics={}, stop=False)
+    for epoch, value in enumerate((0.4, 0.5, 0.6)):  # above the median at every real epoch
+        trainer.epoch, trainer.stop = epoch, epoch == 2
+        trainer.metrics = {"metrics/mAP50-95(B)": value}
+        pruner(trainer)
+    trainer.epoch += 1  # the final validation of best.pt
+    pruner(trainer)
+    assert pruner.pruned_at is None
+    assert trial.storage.get_trial(trial._trial_id).intermediate_values == {1: 0.4, 2: 0.5, 3: 0.6}
+
+
+def test_a_sweep_without_pruning_still_records_each_trials_curve(tmp_path):
+    """The study keeps every trial's per-epoch metric with pruning off too (the NopPruner never
+    prunes), so Optuna's intermediate-values plot and pruned-vs-unpruned comparisons have data."""
+    from visionops.settings import get_settings
+    from visionops.sweep.local import optuna_storage, run_sweep
+
+    settings = get_settings(root=tmp_path)
+    result = run_sweep(settings, 1, profile="smoke", knobs={"epochs": EPOCHS}, pruning=False, gate=False)
+    study = optuna.load_study(study_name=result.study_name, storage=optuna_storage(settings))
+    assert result.trials[0].state == "COMPLETE"
+    assert sorted(study.trials[0].intermediate_values) == list(range(1, EPOCHS + 1))

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from pydantic import BaseModel
 
 from visionops.data.catalog import DatasetRef
 from visionops.data.dataset import ref_from_folder
-from visionops.errors import TrainingError, VisionOpsError
+from visionops.errors import ConfigError, TrainingError, VisionOpsError
 from visionops.hashing import value_digest
 from visionops.pipeline.steps import TRAIN_JSON, RegistrationResult
 from visionops.profiles import TrainSpec, get_profile
@@ -49,7 +49,7 @@ from visionops.sweep.space import (
     profile_knobs,
     space_summary,
 )
-from visionops.training import TrainResult, check_model_source, clean_metrics, train
+from visionops.training import TrainResult, check_model_source, clean_metrics, task_training, train
 
 SWEEPS_DIR = "sweeps"
 OPTUNA_DB = "optuna.db"
@@ -122,31 +122,41 @@ def suggest(trial: Any, space: SearchSpace) -> dict[str, Any]:
     return params
 
 
-def trial_spec(profile: str, base_knobs: dict[str, Any], params: dict[str, Any]) -> TrainSpec:
-    """The profile's training spec with the fixed knobs, then the trial's values, applied."""
-    base = get_profile(profile, **base_knobs).train
+def trial_spec(profile: str, base_knobs: dict[str, Any], params: dict[str, Any], task: str | None = None) -> TrainSpec:
+    """The (task's) profile's training spec with the fixed knobs, then the trial's values, applied."""
+    base = get_profile(profile, task, **base_knobs).train
     knobs = {**base_knobs, **profile_knobs(params, base)}
-    return get_profile(profile, **knobs).train
+    return get_profile(profile, task, **knobs).train
 
 
 class EpochPruner:
     """An Ultralytics `on_fit_epoch_end` callback reporting each epoch's metric to the trial and
     stopping training when the pruner says so (Ultralytics breaks out after that epoch).
 
-    Ultralytics fires the event once more after training, for the final validation of best.pt;
-    that call has the last epoch's number and is not reported again."""
+    Ultralytics fires the event once more after training, for the final validation of best.pt,
+    numbered epochs + 1 (8.4: "log best metrics at step epochs+1"). That call is not an epoch:
+    reported, it would add a phantom step, and a trial trained to the end could be pruned after
+    it, its full cost paid and its result thrown away. Training only ends after an epoch whose
+    call saw `trainer.stop` set (last epoch, early stopping, time limit, pruning), so every call
+    after such a one is the final validation and is ignored."""
 
-    def __init__(self, trial: Any, metric: str):
+    def __init__(self, trial: Any, metric: str, names: Mapping[str, str] | None = None):
         self.trial = trial
         self.metric = metric
+        self.names = names  # Ultralytics' metric keys -> ours, the task's (None: detection's)
         self.reported: set[int] = set()
         self.pruned_at: int | None = None
+        self.training_over = False
 
     def __call__(self, trainer: Any) -> None:
-        epoch = int(trainer.epoch) + 1
-        if epoch in self.reported or self.pruned_at is not None:
+        if self.training_over or self.pruned_at is not None:
             return
-        value = clean_metrics(dict(trainer.metrics)).get(self.metric)
+        self.training_over = bool(getattr(trainer, "stop", False))  # this epoch is the last one
+        epoch = int(trainer.epoch) + 1
+        if epoch in self.reported:
+            return
+        value = (clean_metrics(dict(trainer.metrics), self.names) if self.names is not None
+                 else clean_metrics(dict(trainer.metrics))).get(self.metric)
         if value is None:
             return
         self.reported.add(epoch)
@@ -185,16 +195,24 @@ class LocalSweep:
         from visionops.profiles import get_profile
         from visionops.runner import Runner
 
-        self.space = space if isinstance(space, SearchSpace) else load_space(space)
         self.knobs = {k: v for k, v in (knobs or {}).items() if v is not None}
-        budget = get_profile(profile).sweep
-        if "epochs" not in self.knobs and budget.trial_epochs:  # the profile's trial length
-            self.knobs["epochs"] = budget.trial_epochs
-        self.budget = budget
         self.profile = profile
         self.say: Say = on_step or (lambda step, msg: None)
         self.runner = Runner(settings, profile, self.knobs, on_step=self.say)
         self.dataset = dataset if isinstance(dataset, DatasetRef) else self.runner.dataset(dataset)
+        self.runner.adopt(self.dataset)
+        # the data set's task picks the default space, the profile's budget and the metric names
+        self.task = self.dataset.task
+        self.space = space if isinstance(space, SearchSpace) else load_space(space, task=self.task)
+        if self.space.task != self.task:
+            raise ConfigError(f"the search space is for task {self.space.task!r} (metric {self.space.metric}) but "
+                              f"{self.dataset.name}:{self.dataset.version} is a {self.task!r} data set; use that "
+                              "task's space (the default one, or a YAML with `task:` set)")
+        budget = get_profile(profile, self.task).sweep
+        if "epochs" not in self.knobs and budget.trial_epochs:  # the profile's trial length
+            self.knobs["epochs"] = budget.trial_epochs
+            self.runner = Runner(settings, profile, self.knobs, on_step=self.say, task=self.task)
+        self.budget = budget
         self.settings = self.runner.settings_for(self.dataset)
         self.study_name = study_name or study_name_for(self.dataset, profile, self.space, self.knobs)
         self.pruning = pruning
@@ -226,7 +244,8 @@ class LocalSweep:
         choice = self.space.parameters.get("model")
         models = list(choice.values) if isinstance(choice, ChoiceParam) else [None]
         for model in models:
-            check_model_source(trial_spec(self.profile, self.knobs, {} if model is None else {"model": model}))
+            check_model_source(trial_spec(self.profile, self.knobs, {} if model is None else {"model": model},
+                                          self.task))
 
     def _parent_run(self, study: Any) -> str:
         """The sweep's MLflow parent run: the study's own when it has one (resume), else a new one."""
@@ -264,16 +283,18 @@ class LocalSweep:
 
         def run_trial(trial: Any) -> float:
             params = suggest(trial, self.space)
-            spec = trial_spec(self.profile, self.knobs, params)
+            spec = trial_spec(self.profile, self.knobs, params, self.task)
             check_model_source(spec)  # a model choice that does not exist fails before training
-            pruner = EpochPruner(trial, self.space.metric)
+            pruner = EpochPruner(trial, self.space.metric, task_training(self.task).clean_names)
             self.say("trial", f"{trial.number}: {json.dumps(params, default=str)}")
             data = ref_from_folder(self.runner.local_path(self.dataset), backend=self.settings.backend)
             result = train(
                 data, spec, self.settings, profile=self.profile, run_name=f"{self.study_name}-trial-{trial.number}",
                 extra_tags={"mlflow.parentRunId": parent_run_id, "sweep.study": self.study_name,
                             "sweep.trial": str(trial.number)},
-                callbacks={"on_fit_epoch_end": pruner} if self.pruning else None,
+                # reported without pruning too (NopPruner never prunes): the study keeps every
+                # trial's learning curve, for Optuna's intermediate-values plot and for comparisons
+                callbacks={"on_fit_epoch_end": pruner},
             )
             folder = self.folder / f"trial-{trial.number:04d}"
             result = _write_trial_folder(result, folder)
