@@ -53,6 +53,23 @@ class PlantedFault:
     what: str
 
 
+def fresh_copy(src: Path, dst: Path, kinds: tuple[str, ...] | None,
+               faults: dict[str, str]) -> tuple[Path, Path, tuple[str, ...]]:
+    """(src, dst, kinds) resolved: the kinds checked against `faults` (None: all of them) and `dst`
+    replaced by a copy of `src` without caches, manifest or exports (what either task plants into)."""
+    src, dst = Path(src).resolve(), Path(dst).resolve()
+    kinds = tuple(faults) if kinds is None else tuple(kinds)
+    unknown = sorted(set(kinds) - set(faults))
+    if unknown:
+        raise ValueError(f"unknown fault(s) {unknown}; choose from {list(faults)}")
+    if dst == src or src in dst.parents:
+        raise ValueError(f"the copy {dst} must not be the source or inside it")
+    if dst.exists():
+        shutil.rmtree(dst)
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.cache", MANIFEST, "export"))
+    return src, dst, kinds
+
+
 def plant_faults(src: Path, dst: Path, kinds: tuple[str, ...] | None = None) -> list[PlantedFault]:
     """Copy the data set at `src` to `dst` (replacing it) and plant one fault of each kind.
 
@@ -66,16 +83,7 @@ def plant_faults(src: Path, dst: Path, kinds: tuple[str, ...] | None = None) -> 
         from visionops.data.classify import faults as classify_faults
 
         return classify_faults.plant_faults(src, dst, kinds)
-    src, dst = Path(src).resolve(), Path(dst).resolve()
-    kinds = tuple(FAULTS) if kinds is None else tuple(kinds)
-    unknown = sorted(set(kinds) - set(FAULTS))
-    if unknown:
-        raise ValueError(f"unknown fault(s) {unknown}; choose from {list(FAULTS)}")
-    if dst == src or src in dst.parents:
-        raise ValueError(f"the copy {dst} must not be the source or inside it")
-    if dst.exists():
-        shutil.rmtree(dst)
-    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.cache", MANIFEST, "export"))
+    src, dst, kinds = fresh_copy(src, dst, kinds, FAULTS)
     names = read_class_names(dst)
     images = list(iter_images(dst, "train"))
     needed = sum(k in _PER_IMAGE for k in kinds)

@@ -18,7 +18,6 @@ from pathlib import Path
 from PIL import Image
 
 from visionops.data.classify.layout import class_names, iter_samples
-from visionops.data.layout import MANIFEST
 
 # validation code -> what the fault does (in the order they are planted)
 FAULTS: dict[str, str] = {
@@ -36,18 +35,9 @@ FAULTS: dict[str, str] = {
 def plant_faults(src: Path, dst: Path, kinds: tuple[str, ...] | None = None) -> list:
     """Copy the classification data set at `src` to `dst` (replacing it) and plant one fault of
     each kind (default: every fault in FAULTS); each fault uses its own training image."""
-    from visionops.data.faults import PlantedFault
+    from visionops.data.faults import PlantedFault, fresh_copy
 
-    src, dst = Path(src).resolve(), Path(dst).resolve()
-    kinds = tuple(FAULTS) if kinds is None else tuple(kinds)
-    unknown = sorted(set(kinds) - set(FAULTS))
-    if unknown:
-        raise ValueError(f"unknown fault(s) {unknown}; choose from {list(FAULTS)}")
-    if dst == src or src in dst.parents:
-        raise ValueError(f"the copy {dst} must not be the source or inside it")
-    if dst.exists():
-        shutil.rmtree(dst)
-    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.cache", MANIFEST, "export"))
+    src, dst, kinds = fresh_copy(src, dst, kinds, FAULTS)
     names = class_names(dst)
     if len(names) < 2:
         raise ValueError(f"{src} has {len(names)} class(es); planting faults needs a classification data set")
