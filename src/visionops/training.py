@@ -49,6 +49,13 @@ CLASSIFY_CLEAN_NAMES = {
     "train/loss": "train_loss",
     "val/loss": "val_loss",
 }
+# Detection logs its loss in three parts; their sums are logged too, so both tasks have a
+# `train_loss` and a `val_loss` per epoch (what a sweep can prune on from the first epoch, when a
+# model trained from scratch still scores mAP 0).
+LOSS_TOTALS = {
+    "train_loss": ("train_box_loss", "train_cls_loss", "train_dfl_loss"),
+    "val_loss": ("val_box_loss", "val_cls_loss", "val_dfl_loss"),
+}
 ARTIFACT_GLOBS = ("results.csv", "args.yaml", "*.png", "*.jpg")
 
 
@@ -62,6 +69,13 @@ class TaskTraining:
     clean_names: Mapping[str, str]
     required: str  # relative to the data set root: a file (detection) or a folder (classification)
     register_hint: str
+
+    @property
+    def epoch_metrics(self) -> set[str]:
+        """Every clean name training of this task logs per epoch: the table's, plus the loss
+        totals whose parts it logs (`clean_metrics` adds them)."""
+        names = set(self.clean_names.values())
+        return names | {total for total, parts in LOSS_TOTALS.items() if set(parts) <= names}
 
     def data_argument(self, dataset: DatasetRef) -> Path:
         """Ultralytics' `data=` for `dataset` (data.yaml / the folder), checked to exist."""
@@ -116,6 +130,9 @@ def clean_metrics(raw: dict[str, Any], names: Mapping[str, str] = CLEAN_NAMES) -
             out[names[k]] = out[clean_metric_name(k)]
         elif k.startswith("lr/"):
             out.setdefault(k.replace("/", "_"), float(v))
+    for total, parts in LOSS_TOTALS.items():
+        if total not in out and all(part in out for part in parts):
+            out[total] = sum(out[part] for part in parts)
     return out
 
 
@@ -335,7 +352,7 @@ def train(
             raise TrainingError(f"training finished but wrote no {best}; see the log above")
         raw_final, epochs = final_metrics(returned, trainer, save_dir)
         final = clean_metrics(raw_final, task.clean_names)
-        final = {k: v for k, v in final.items() if k in task.clean_names.values()}
+        final = {k: v for k, v in final.items() if k in task.epoch_metrics}
         mlflow.log_metrics({f"final_{k}": v for k, v in final.items()})
         mlflow.log_metric("train_duration_s", duration)
         mlflow.log_artifact(str(best), artifact_path="weights")

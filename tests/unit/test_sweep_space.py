@@ -207,3 +207,81 @@ def test_the_epoch_pruner_reports_each_epoch_once_and_stops_a_losing_trial():
         keep(running)
         assert running.stop is False
     assert keep.reported == {1, 2, 3}
+
+
+# --- what the pruner compares, the baseline trial, the optimizer a trial trains with ---------------
+def test_the_pruning_signal_is_checked_like_the_metric_and_a_loss_is_lower_is_better(tmp_path):
+    space = load_space(task="detect")
+    assert (space.prune_signal, space.prune_goal, space.goal) == ("val_loss", "minimize", "maximize")
+    classify = load_space(task="classify")
+    assert (classify.prune_signal, classify.prune_goal) == ("top1", "maximize")  # none given: the metric
+    path = _write(tmp_path, "prune_on: val_los\nparameters:\n  lr0: {type: uniform, low: 0.001, high: 0.01}\n")
+    with pytest.raises(ConfigError, match=r"space.yaml:1: prune_on: 'val_los' is not logged per epoch by detect "
+                                          r"training \(did you mean 'val_loss'\?\)"):
+        load_space(path)
+
+
+def test_detection_logs_loss_totals_so_both_tasks_have_a_val_loss_per_epoch():
+    from visionops.training import clean_metrics, task_training
+
+    raw = {"val/box_loss": 1.0, "val/cls_loss": 2.0, "val/dfl_loss": 0.5, "train/box_loss": 1.5,
+           "train/cls_loss": 1.0, "train/dfl_loss": 1.0, "metrics/mAP50-95(B)": 0.0}
+    metrics = clean_metrics(raw)
+    assert metrics["val_loss"] == pytest.approx(3.5) and metrics["train_loss"] == pytest.approx(3.5)
+    assert "val_loss" not in clean_metrics({"val/box_loss": 1.0})  # a partial loss makes no total
+    assert {"val_loss", "train_loss"} <= task_training("detect").epoch_metrics
+    assert {"val_loss", "train_loss", "top1"} <= task_training("classify").epoch_metrics
+
+
+def test_a_loss_signal_is_reported_negated_to_a_maximising_study_and_prunes_the_worse_loss():
+    optuna = pytest.importorskip("optuna")
+    from visionops.sweep.local import EpochPruner
+
+    study = optuna.create_study(direction="maximize",
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0))
+    reference = study.ask()
+    for epoch in (1, 2):
+        reference.report(-2.0, epoch)  # a val_loss of 2.0, negated
+    study.tell(reference, 0.5)
+
+    better = study.ask()
+    keep = EpochPruner(better, "val_loss", flip=True)
+    keep(SimpleNamespace(epoch=0, metrics={"val/box_loss": 0.5, "val/cls_loss": 0.5, "val/dfl_loss": 0.5}, stop=False))
+    assert keep.pruned_at is None
+    assert better.storage.get_trial(better._trial_id).intermediate_values == {1: -1.5}
+
+    worse = study.ask()
+    cut = EpochPruner(worse, "val_loss", flip=True)
+    trainer = SimpleNamespace(epoch=0, metrics={"val/box_loss": 2.0, "val/cls_loss": 2.0, "val/dfl_loss": 1.0},
+                              stop=False)
+    cut(trainer)
+    assert cut.pruned_at == 1 and trainer.stop is True
+
+
+def test_the_baseline_trial_is_the_profiles_own_configuration_as_a_point_of_the_space():
+    pytest.importorskip("ultralytics")
+    from visionops.sweep.local import baseline_params
+
+    space = load_space(task="detect")
+    params, why = baseline_params("smoke", {"extra": {"mosaic": 0.0}}, space, "detect")
+    assert why == ""
+    smoke = get_profile("smoke").train
+    # the profile's values where it sets them, Ultralytics' defaults where it does not
+    assert params == {"lr0": smoke.lr0, "momentum": 0.937, "weight_decay": 0.0005, "mosaic": 0.0,
+                      "batch": smoke.batch, "imgsz": smoke.imgsz}
+    # a value outside the space: no baseline, and the reason names the knob and the choices
+    params, why = baseline_params("smoke", {"imgsz": 640}, space, "detect")
+    assert params is None and "imgsz 640 is not one of the choices [96, 128, 160]" in why
+    # optimizer=auto picks lr0 and momentum itself: the configuration is not a point of this space
+    params, why = baseline_params("full", {}, space, "detect")
+    assert params is None and "optimizer=auto" in why
+
+
+def test_a_trial_that_draws_the_learning_rate_never_trains_with_optimizer_auto():
+    """Ultralytics' optimizer=auto ignores lr0 and momentum: every draw would train the same."""
+    from visionops.sweep.local import SWEEP_OPTIMIZER, trial_spec
+
+    assert get_profile("full").train.optimizer == "auto"
+    assert trial_spec("full", {}, {"lr0": 0.003}).optimizer == SWEEP_OPTIMIZER
+    assert trial_spec("full", {}, {"imgsz": 160}).optimizer == "auto"  # nothing it would ignore
+    assert trial_spec("smoke", {}, {"lr0": 0.003}).optimizer == get_profile("smoke").train.optimizer

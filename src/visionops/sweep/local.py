@@ -2,9 +2,14 @@
 through the champion/challenger gate.
 
 - **Sampling**: Optuna's TPE sampler (a Bayesian optimiser: a different algorithm from Azure ML's
-  `bayesian`, the same idea). **Pruning**: Optuna's MedianPruner, fed each epoch's validation
-  metric by an Ultralytics `on_fit_epoch_end` callback; a pruned trial sets `trainer.stop`, so
-  Ultralytics ends training after that epoch (its final validation of best.pt still runs).
+  `bayesian`, the same idea). **Trial 0 is the baseline**: the profile's own configuration,
+  enqueued, so the best trial is at least what training without a sweep gives (on validation)
+  and the pruner has a real reference from the first finished trial.
+- **Pruning**: Optuna's MedianPruner, fed each epoch's value of the space's `prune_on` (default:
+  its metric) by an Ultralytics `on_fit_epoch_end` callback; a pruned trial sets `trainer.stop`,
+  so Ultralytics ends training after that epoch (its final validation of best.pt still runs).
+  The detection space prunes on `val_loss`: a model trained from scratch scores mAP 0 for its
+  first epochs, and a median of zeros prunes nothing (docs/benchmarks.md, Sweep).
   `model.tune()` is not used: its genetic search neither prunes nor draws from log or
   categorical ranges, so it could not mirror the Azure ML space.
 - **Tracking**: one MLflow parent run per study (`sweep-<study>`); each trial is the usual
@@ -69,6 +74,7 @@ class TrialRecord(BaseModel):
     epochs: int | None = None  # epochs actually trained (fewer when pruned)
     duration_s: float | None = None
     folder: str | None = None
+    baseline: bool = False  # the profile's own configuration (the study's first trial)
 
 
 class SweepResult(BaseModel):
@@ -122,11 +128,63 @@ def suggest(trial: Any, space: SearchSpace) -> dict[str, Any]:
     return params
 
 
+# Ultralytics' optimizer="auto" ignores lr0 and momentum (it picks both itself), so a trial that
+# draws them trains with this instead: what "auto" picks for runs under 10,000 iterations.
+SWEEP_OPTIMIZER = "AdamW"
+OPTIMIZER_KNOBS = ("lr0", "momentum")
+
+
 def trial_spec(profile: str, base_knobs: dict[str, Any], params: dict[str, Any], task: str | None = None) -> TrainSpec:
-    """The (task's) profile's training spec with the fixed knobs, then the trial's values, applied."""
+    """The (task's) profile's training spec with the fixed knobs, then the trial's values, applied.
+
+    A draw of lr0 or momentum under optimizer="auto" would be silently ignored by Ultralytics
+    (every trial the same schedule, the sweep a lie), so such a trial names the optimizer."""
     base = get_profile(profile, task, **base_knobs).train
     knobs = {**base_knobs, **profile_knobs(params, base)}
-    return get_profile(profile, task, **knobs).train
+    spec = get_profile(profile, task, **knobs).train
+    if spec.optimizer.lower() == "auto" and any(k in params for k in OPTIMIZER_KNOBS):
+        spec = spec.model_copy(update={"optimizer": SWEEP_OPTIMIZER})
+    return spec
+
+
+def baseline_params(profile: str, base_knobs: dict[str, Any], space: SearchSpace, task: str | None = None,
+                    ) -> tuple[dict[str, Any] | None, str]:
+    """The profile's own configuration as a point of the space (the study's first trial), or
+    (None, why not) when one of its values lies outside the space.
+
+    Trial 0 is the configuration a user would train without a sweep: its curve is the pruner's
+    first reference (a trial that falls behind it is cut), and the sweep's best can only match or
+    beat it on the validation split. Values the profile leaves to Ultralytics come from
+    Ultralytics' defaults (`optimizer="auto"` leaves lr0 and momentum to itself: then the
+    configuration has no point in a space that draws them)."""
+    from ultralytics.cfg import DEFAULT_CFG_DICT
+
+    spec = get_profile(profile, task, **base_knobs).train
+    args = spec.ultralytics_args()
+    params: dict[str, Any] = {}
+    for name, param in space.parameters.items():
+        if name == "model":
+            value: Any = spec.model
+        elif name in OPTIMIZER_KNOBS and spec.optimizer.lower() == "auto":
+            return None, f"the profile trains with optimizer=auto, which picks {name} itself"
+        else:
+            value = args.get(name, DEFAULT_CFG_DICT.get(name))
+        if value is None:
+            return None, f"the profile has no value for {name}"
+        if isinstance(param, ChoiceParam):
+            match = [v for v in param.values if v == value]
+            if not match:
+                return None, f"its {name} {value!r} is not one of the choices {param.values}"
+            value = match[0]
+        elif isinstance(param, RandintParam):
+            if not (isinstance(value, int) and 0 <= value < param.upper):
+                return None, f"its {name} {value!r} is outside randint(0..{param.upper - 1})"
+        elif not (param.low <= float(value) <= param.high):
+            return None, f"its {name} {value!r} is outside [{param.low:g}, {param.high:g}]"
+        else:
+            value = float(value)
+        params[name] = value
+    return params, ""
 
 
 class EpochPruner:
@@ -140,10 +198,13 @@ class EpochPruner:
     call saw `trainer.stop` set (last epoch, early stopping, time limit, pruning), so every call
     after such a one is the final validation and is ignored."""
 
-    def __init__(self, trial: Any, metric: str, names: Mapping[str, str] | None = None):
+    def __init__(self, trial: Any, metric: str, names: Mapping[str, str] | None = None, *, flip: bool = False):
         self.trial = trial
         self.metric = metric
         self.names = names  # Ultralytics' metric keys -> ours, the task's (None: detection's)
+        # a signal that improves the other way than the study's goal (a loss in a study that
+        # maximises mAP) is reported negated: the median pruner compares in the study's direction
+        self.sign = -1.0 if flip else 1.0
         self.reported: set[int] = set()
         self.pruned_at: int | None = None
         self.training_over = False
@@ -160,7 +221,7 @@ class EpochPruner:
         if value is None:
             return
         self.reported.add(epoch)
-        self.trial.report(value, epoch)
+        self.trial.report(self.sign * value, epoch)
         if self.trial.should_prune():
             self.pruned_at = epoch
             trainer.stop = True
@@ -188,8 +249,9 @@ class LocalSweep:
         knobs: dict[str, Any] | None = None,
         study_name: str | None = None,
         pruning: bool = True,
-        pruner_startup_trials: int = 2,
+        pruner_startup_trials: int = 1,
         pruner_warmup_epochs: int = 1,
+        baseline: bool = True,
         on_step: Say | None = None,
     ):
         from visionops.profiles import get_profile
@@ -218,6 +280,7 @@ class LocalSweep:
         self.pruning = pruning
         self.pruner_startup_trials = pruner_startup_trials
         self.pruner_warmup_epochs = pruner_warmup_epochs
+        self.baseline = baseline
         self.folder = settings.outputs_dir / SWEEPS_DIR / self.study_name
 
     # --- the study ---------------------------------------------------------------------------
@@ -236,6 +299,13 @@ class LocalSweep:
                                  f"{study.direction.name.lower()}s, the space says {self.space.goal}; "
                                  "pass another --study name")
         study.sampler = optuna.samplers.TPESampler(seed=self.settings.seed + len(study.trials))
+        if self.baseline and not study.trials:
+            params, why = baseline_params(self.profile, self.knobs, self.space, self.task)
+            if params is None:
+                self.say("sweep", f"no baseline trial: {why}; every trial is drawn")
+            else:
+                study.enqueue_trial(params, user_attrs={"baseline": True})
+                self.say("sweep", f"trial 0 is the profile's own configuration {json.dumps(params, default=str)}")
         return study
 
     def check_models(self) -> None:
@@ -268,7 +338,7 @@ class LocalSweep:
             "visionops.stage": "sweep", "visionops.profile": self.profile, "sweep.study": self.study_name,
             "dataset.name": self.dataset.name, "dataset.version": self.dataset.version, "git.commit": git_commit(),
             "sweep.metric": self.space.metric, "sweep.goal": self.space.goal,
-            "sweep.pruning": "median" if self.pruning else "none",
+            "sweep.pruning": f"median on {self.space.prune_signal}" if self.pruning else "none",
         })
         parent = run.info.run_id
         client.log_batch(parent, params=_params({f"space.{k}": v for k, v in space_summary(self.space).items()}))
@@ -285,7 +355,8 @@ class LocalSweep:
             params = suggest(trial, self.space)
             spec = trial_spec(self.profile, self.knobs, params, self.task)
             check_model_source(spec)  # a model choice that does not exist fails before training
-            pruner = EpochPruner(trial, self.space.metric, task_training(self.task).clean_names)
+            pruner = EpochPruner(trial, self.space.prune_signal, task_training(self.task).clean_names,
+                                 flip=self.space.prune_goal != self.space.goal)
             self.say("trial", f"{trial.number}: {json.dumps(params, default=str)}")
             data = ref_from_folder(self.runner.local_path(self.dataset), backend=self.settings.backend)
             result = train(
@@ -306,7 +377,7 @@ class LocalSweep:
             if pruner.pruned_at is not None:
                 client.set_tag(result.run_id, "sweep.state", "pruned")
                 self.say("trial", f"{trial.number}: pruned after epoch {pruner.pruned_at} "
-                                  f"({self.space.metric} below the median of earlier trials)")
+                                  f"({self.space.prune_signal} behind the median of the finished trials)")
                 raise optuna.TrialPruned(f"pruned after epoch {pruner.pruned_at}")
             if self.space.metric not in result.metrics:
                 raise TrainingError(f"trial {trial.number} (MLflow run {result.run_id}) logged no "
@@ -329,7 +400,8 @@ class LocalSweep:
         self.runner.validate(self.dataset)  # fails with every problem before any trial
         self.check_models()
         study = self.study()
-        before = len(study.trials)
+        # an enqueued baseline is a WAITING trial already: it is one of this run's new trials
+        before = sum(1 for t in study.trials if t.state.name != "WAITING")
         parent = self._parent_run(study)
         self.say("sweep", f"study {self.study_name} ({before} trial(s) so far) in {optuna_storage(self.settings)}; "
                           f"MLflow parent run {parent}")
@@ -410,6 +482,7 @@ def _record(trial: Any) -> TrialRecord:
         number=trial.number, state=trial.state.name, params=dict(trial.params), value=trial.value,
         run_id=trial.user_attrs.get("run_id"), epochs=trial.user_attrs.get("epochs"),
         duration_s=trial.user_attrs.get("duration_s"), folder=trial.user_attrs.get("folder"),
+        baseline=bool(trial.user_attrs.get("baseline", False)),
     )
 
 

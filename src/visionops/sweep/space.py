@@ -150,7 +150,22 @@ class SearchSpace(BaseModel):
     task: Literal["detect", "classify"] = "detect"
     metric: str = Field("map50_95", description="A metric training of the task logs per epoch through MLflow.")
     goal: Literal["maximize", "minimize"] = "maximize"
+    prune_on: str | None = Field(
+        None, description="What the local sweep's median pruner compares epoch by epoch (default: `metric`). "
+        "A loss (`val_loss`) is lower-is-better whatever the goal. Azure ML's Bandit policy always uses `metric`.")
     parameters: dict[str, Param] = Field(min_length=1)
+
+    @property
+    def prune_signal(self) -> str:
+        """The per-epoch value the local pruner compares."""
+        return self.prune_on or self.metric
+
+    @property
+    def prune_goal(self) -> Literal["maximize", "minimize"]:
+        """Which way the pruning signal improves: losses go down, the metric goes the space's way."""
+        if self.prune_on is None or self.prune_on == self.metric:
+            return self.goal
+        return "minimize" if self.prune_on.endswith("loss") else "maximize"
 
     @model_validator(mode="after")
     def _known_knobs(self) -> SearchSpace:
@@ -174,10 +189,12 @@ def knob_problems(space: SearchSpace) -> list[tuple[tuple[str, ...], str]]:
     from visionops.training import task_training
 
     problems: list[tuple[tuple[str, ...], str]] = []
-    logged = task_training(space.task).clean_names.values()
-    if space.metric not in logged:
-        problems.append((("metric",), f"{space.metric!r} is not logged per epoch by {space.task} training"
-                         f"{_did_you_mean(space.metric, logged)}; use one of {', '.join(sorted(logged))}"))
+    logged = task_training(space.task).epoch_metrics
+    for field in ("metric", "prune_on"):
+        name = getattr(space, field)
+        if name is not None and name not in logged:
+            problems.append(((field,), f"{name!r} is not logged per epoch by {space.task} training"
+                             f"{_did_you_mean(name, logged)}; use one of {', '.join(sorted(logged))}"))
     for name, param in space.parameters.items():
         where = ("parameters", name)
         knob = KNOBS.get(name)
