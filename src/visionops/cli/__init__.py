@@ -11,7 +11,17 @@ import sys
 import click
 import typer
 
-from visionops.cli import azure, data, lifecycle, notebooks, pipeline, predict, serving, sweep  # noqa: F401  (register commands)
+# each command group registers itself on import (one line a module, so groups are added apart)
+# isort: off
+from visionops.cli import azure  # noqa: F401
+from visionops.cli import data  # noqa: F401
+from visionops.cli import lifecycle  # noqa: F401
+from visionops.cli import notebooks  # noqa: F401
+from visionops.cli import pipeline  # noqa: F401
+from visionops.cli import predict  # noqa: F401
+from visionops.cli import serving  # noqa: F401
+from visionops.cli import sweep  # noqa: F401
+# isort: on
 from visionops.cli._app import app, console, err_console
 from visionops.errors import VisionOpsError
 
