@@ -146,6 +146,33 @@ class Settings(BaseSettings):
     batch_max_retries: int = Field(3, ge=0, description="Retries of a mini-batch that fails or times out.")
     batch_timeout_s: int = Field(300, ge=1, description="Seconds one mini-batch may take before it is retried.")
 
+    # --- the production loop (visionops.monitoring) ------------------------------------------
+    collect: bool = Field(
+        True, description="Record each scored image's statistics and prediction (never fails a request)."
+    )
+    collect_dir: Path | None = Field(
+        None, description="Where the scoring path writes records (default: <outputs>/production)."
+    )
+    collect_sample_rate: float = Field(
+        0.0, ge=0.0, le=1.0, description="Share of scored images also saved as files (0: statistics only)."
+    )
+    collect_sample_max_bytes: int = Field(
+        2 * 1024 * 1024, ge=0, description="Largest image (encoded bytes) that sampling saves; bigger ones are skipped."
+    )
+    collect_max_file_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="A records file rotates when it reaches this size."
+    )
+    collect_max_files: int = Field(50, ge=1, description="Rotated records files kept (the oldest are deleted).")
+    drift_p_value: float = Field(
+        0.01, gt=0.0, lt=1.0, description="A two-sample test below this p-value flags a column as drifted."
+    )
+    drift_psi: float = Field(
+        0.2, gt=0.0, description="A population stability index above this flags a column as drifted."
+    )
+    drift_min_records: int = Field(
+        30, ge=2, description="Fewest production records a drift test needs; fewer -> 'not enough data', not drift."
+    )
+
     @field_validator("root", mode="after")
     @classmethod
     def _absolute_root(cls, v: Path) -> Path:
@@ -182,6 +209,11 @@ class Settings(BaseSettings):
         task = get_task(self.task)
         current = read_current(self.catalog_dir, task.name)
         return task.model_name(current[0] if current else task.synthetic_name(self.dataset_name))
+
+    @property
+    def production_dir(self) -> Path:
+        """Where collection writes records and sampled images."""
+        return Path(self.collect_dir).expanduser().resolve() if self.collect_dir else self.outputs_dir / "production"
 
     @property
     def artifacts_dir(self) -> Path:
