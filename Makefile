@@ -87,6 +87,9 @@ bench-overhead: setup ## benchmark: fixed per-process cost of visionops train ov
 bench-classify: setup ## benchmark: quick classifier top-1 and training time, smoke notebooks 00-05 with task=classify
 	$(BIN)/python benchmarks/bench_classify.py
 
+bench-collect: setup ## benchmark: Scorer.score p50 with production data collection on vs off (target: <= +1 ms)
+	$(BIN)/python benchmarks/bench_collect.py
+
 lock: ## re-resolve every pin into requirements/constraints.txt (needs PyPI)
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/python -m pip install --quiet --upgrade "pip==$(PIP_VERSION)"
@@ -105,5 +108,5 @@ clean: ## remove generated data and outputs (keeps .venv)
 	git checkout -- outputs/README.md data/README.md
 
 .PHONY: help setup demo test lint run notebooks lab mlflow-ui bench-train bench-serve bench-notebooks bench-envs bench-predict lock \
-	azure-validate bench-sweep bench-runner bench-classify bench-overhead \
+	azure-validate bench-sweep bench-runner bench-classify bench-overhead bench-collect \
 	clean

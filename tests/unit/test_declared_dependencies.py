@@ -12,7 +12,8 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "visionops"
 # import name -> distribution name, where they differ
 DISTRIBUTION = {"PIL": "pillow", "yaml": "pyyaml", "cv2": "opencv-python", "sklearn": "scikit-learn",
                 "azureml_inference_server_http": "azureml-inference-server-http", "pydantic_settings":
-                "pydantic-settings", "azure": "azure-ai-ml", "onnxruntime": "onnxruntime"}
+                "pydantic-settings", "azure": "azure-ai-ml", "onnxruntime": "onnxruntime",
+                "azureml": "azureml-ai-monitoring"}
 
 
 def _imports() -> set[str]:

@@ -180,6 +180,14 @@ class LocalEndpoint:
                 "VISIONOPS_MIN_IMAGE_SIDE": str(s.min_image_side),
                 "VISIONOPS_THREADS": str(threads),
                 "VISIONOPS_DEVICE": s.device,
+                # production data collection (visionops.monitoring.collect): the server writes where
+                # these settings say, whatever the caller's environment holds
+                "VISIONOPS_COLLECT": "true" if s.collect else "false",
+                "VISIONOPS_COLLECT_DIR": str(s.production_dir),
+                "VISIONOPS_COLLECT_SAMPLE_RATE": str(s.collect_sample_rate),
+                "VISIONOPS_COLLECT_SAMPLE_MAX_BYTES": str(s.collect_sample_max_bytes),
+                "VISIONOPS_COLLECT_MAX_FILE_BYTES": str(s.collect_max_file_bytes),
+                "VISIONOPS_COLLECT_MAX_FILES": str(s.collect_max_files),
                 # our own app root: azmlinfsrv reads config.json / logging.json from it, and the
                 # project root may hold an Azure workspace config.json
                 "AML_APP_ROOT": str(self.workdir / "app"),

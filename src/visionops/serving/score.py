@@ -29,6 +29,8 @@ from typing import Any
 from azureml_inference_server_http.api.aml_request import rawhttp
 from azureml_inference_server_http.api.aml_response import AMLResponse
 
+from visionops.monitoring.collect import Collector, NullCollector, correlation_id, make_collector
+from visionops.monitoring.records import ModelRef
 from visionops.serving.auth import KEY_ENV, check_authorization
 from visionops.serving.predictor import Predictor, find_model, load_predictor, resolve_runtime
 from visionops.serving.protocol import Limits, RequestError, parse_request, payload_too_large
@@ -42,10 +44,15 @@ class Scorer:
     """The request -> response logic, independent of the HTTP server, so benchmarks and tests
     can call exactly what the endpoint runs without a socket in between."""
 
-    def __init__(self, predictor: Predictor, limits: Limits, key: str | None = None):
+    def __init__(self, predictor: Predictor, limits: Limits, key: str | None = None,
+                 collector: Collector | None = None):
         self.predictor = predictor
         self.limits = limits
         self._key = key or None
+        # production data collection (visionops.monitoring.collect): queued, never fails a request
+        self.collector = collector or NullCollector()
+        self._model_ref = ModelRef(name=predictor.name, version=predictor.version, task=predictor.task,
+                                   runtime=predictor.runtime)
 
     def model_info(self) -> dict[str, str]:
         p = self.predictor
@@ -72,11 +79,18 @@ class Scorer:
         done = time.perf_counter()
         log.info("scored %d image(s), %s, %.1f ms", len(predictions), self.predictor.head.describe(predictions),
                  (done - started) * 1e3)
+        sent = [d.to_dict() for d in predictions]
+        cid = correlation_id(headers)
+        try:  # the collector queues and returns; a broken one must still not fail the request
+            self.collector.record(req.images, sent, self._model_ref, cid)
+        except Exception:
+            log.exception("production data collection failed (the request is answered anyway)")
         return 200, {
             "model": self.model_info(),
-            "predictions": [d.to_dict() for d in predictions],
+            "predictions": sent,
             "inference_ms": round((done - decoded) * 1e3, 2),
             "decode_ms": round((decoded - started) * 1e3, 2),
+            "correlation_id": cid,
         }
 
 
@@ -98,7 +112,8 @@ def build_scorer(model_dir: str | os.PathLike[str] | None = None, *, warmup: boo
     predictor = load_predictor(model_dir, runtime, threads=settings.threads, device=device)
     if warmup:
         predictor.warmup()
-    return Scorer(predictor, Limits.from_settings(settings), key=os.environ.get(KEY_ENV))
+    return Scorer(predictor, Limits.from_settings(settings), key=os.environ.get(KEY_ENV),
+                  collector=make_collector(settings))
 
 
 def init() -> None:

@@ -19,6 +19,8 @@ from azure.ai.ml.entities import (
     BatchRetrySettings,
     CodeConfiguration,
     Data,
+    DataCollector,
+    DeploymentCollection,
     Environment,
     KubernetesOnlineDeployment,
     KubernetesOnlineEndpoint,
@@ -340,6 +342,9 @@ def online_deployment(
             "VISIONOPS_MAX_IMAGE_PIXELS": str(settings.max_image_pixels),
             "VISIONOPS_MAX_IMAGES_PER_REQUEST": str(settings.max_images_per_request),
             "YOLO_OFFLINE": "1",
+            # production data collection: Azure ML's collector when data_collector (below) is on
+            "VISIONOPS_BACKEND": "azure",
+            "VISIONOPS_COLLECT": "true" if settings.collect else "false",
         },
         "instance_count": settings.endpoint_instance_count,
         "request_settings": OnlineRequestSettings(request_timeout_ms=60_000, max_concurrent_requests_per_instance=1),
@@ -348,10 +353,25 @@ def online_deployment(
         "liveness_probe": ProbeSettings(initial_delay=30, period=10, timeout=5, failure_threshold=30),
         "tags": {"project": "visionops", "model": f"{model_name}:{model_version}", "runtime": runtime},
     }
+    if settings.collect:
+        common["data_collector"] = data_collector()
     if settings.endpoint_kind == "kubernetes":
         return KubernetesOnlineDeployment(instance_type=settings.kubernetes_instance_type, **common)
     return ManagedOnlineDeployment(
         instance_type=check_sku(settings.endpoint_instance_type, "VISIONOPS_ENDPOINT_INSTANCE_TYPE"), **common
+    )
+
+
+def data_collector() -> DataCollector:
+    """The deployment's data collector: the `model_inputs` / `model_outputs` collections that
+    score.py fills through azureml-ai-monitoring (visionops.monitoring.azure_collect), every row
+    kept (the rows are per-image statistics, not pixels), files rolled hourly like the local ones."""
+    from visionops.monitoring.azure_collect import INPUTS, OUTPUTS
+
+    return DataCollector(
+        collections={INPUTS: DeploymentCollection(enabled="true"), OUTPUTS: DeploymentCollection(enabled="true")},
+        sampling_rate=1.0,
+        rolling_rate="hour",
     )
 
 
