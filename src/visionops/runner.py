@@ -338,7 +338,26 @@ class Runner:
         self._finish(folder, request)
         self.say("register", f"registered {result.model_name} version {result.version} (production)"
                  if result.registered else f"registered nothing: {result.reason}")
+        if result.registered:
+            self._record_baseline(dataset, result)
         return result
+
+    def _record_baseline(self, dataset: DatasetRef, result: RegistrationResult) -> None:
+        """The new version's drift baseline (its test split through the serving predictor,
+        visionops.monitoring.baseline). Reported, not raised, when it fails: the version is
+        registered either way, and `visionops monitor` builds a missing baseline on first use."""
+        from visionops import registry
+        from visionops.monitoring.baseline import record_baseline
+
+        s = self.settings_for(dataset)
+        try:
+            ref = registry.get_version(s, str(result.version), result.model_name)
+            path = record_baseline(s, ref, self.local_path(dataset))
+        except Exception as exc:  # noqa: BLE001 - any failure here must not undo a registration
+            self.say("baseline", f"not recorded ({type(exc).__name__}: {exc}); `visionops monitor` builds it later")
+            return
+        images = len(path.read_text().splitlines())
+        self.say("baseline", f"drift baseline of version {ref.version}: {images} test image(s)")
 
     def registration_request(self, dataset: DatasetRef, trained: TrainResult,
                              outcome: EvaluationOutcome) -> dict[str, Any]:
