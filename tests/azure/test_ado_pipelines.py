@@ -14,7 +14,7 @@ import yaml
 pytestmark = pytest.mark.azure
 
 PIPELINES = ("ci_pipeline", "model_training_pipeline", "model_deployment_pipeline", "docker_image_pipeline",
-             "webapp_deployment_pipeline")
+             "webapp_deployment_pipeline", "model_monitoring_pipeline")
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def test_file_is_valid_against_microsofts_schema(ado, name):
 
 
 def test_every_file_is_covered_by_the_list_above(ado):
-    assert len(_files(ado)) == 12
+    assert len(_files(ado)) == 13
 
 
 def test_every_template_reference_resolves(ado):

@@ -15,7 +15,9 @@ import typer
 # isort: off
 from visionops.cli import azure  # noqa: F401
 from visionops.cli import data  # noqa: F401
+from visionops.cli import edge  # noqa: F401
 from visionops.cli import lifecycle  # noqa: F401
+from visionops.cli import monitor  # noqa: F401
 from visionops.cli import notebooks  # noqa: F401
 from visionops.cli import pipeline  # noqa: F401
 from visionops.cli import predict  # noqa: F401
