@@ -21,7 +21,7 @@ import typer
 from rich.table import Column, Table
 
 from visionops.cli._app import _settings, app, console, err_console
-from visionops.errors import ConfigError, VisionOpsError
+from visionops.errors import ConfigError
 
 EXIT_DRIFT = 3  # the one exit code a scheduled pipeline must tell apart from an error (1)
 _AGO = re.compile(r"^(\d+)\s*([mhdw])$")
@@ -46,18 +46,6 @@ def parse_when(text: str | None, option: str, now: datetime | None = None) -> da
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
-def _model_ref(settings, spec: str | None):
-    """The registry entry of `name:version`, `name` (its production version) or the production model."""
-    from visionops import registry
-
-    if spec is None:
-        return registry.require_champion(settings)
-    name, _, version = spec.partition(":")
-    if not name:
-        raise ConfigError(f"--model {spec!r}: expected name:version (e.g. shapes-detector:3) or a name")
-    return registry.get_version(settings, version, name) if version else registry.require_champion(settings, name)
-
-
 @app.command("monitor")
 def monitor_cmd(
     model: Annotated[str | None, typer.Option(
@@ -76,33 +64,20 @@ def monitor_cmd(
 ) -> None:
     """Compare production records with the model's registration baseline; exit 3 on drift (0: none, or too few
     records to tell; 1: error)."""
-    from visionops.monitoring.baseline import ensure_baseline
-    from visionops.monitoring.collect import read_records
-    from visionops.monitoring.drift import Thresholds, compare, of_model
-    from visionops.monitoring.drift_report import write_report
+    from visionops.monitoring.monitor import monitor
 
-    s = _settings()
     lo, hi = parse_when(since, "--since"), parse_when(until, "--until")
     if lo is not None and hi is not None and lo >= hi:
         raise ConfigError(f"--since {since!r} is not before --until {until!r}: the window would be empty")
-    folder = Path(records) if records is not None else s.production_dir
-    try:  # before the registry is asked anything: a wrong folder fails in a second
-        found, skipped = read_records(folder, lo, hi)
-    except FileNotFoundError as exc:
-        raise VisionOpsError(str(exc)) from None
-    ref = _model_ref(s, model)
-    window, excluded = of_model(found, ref.name, ref.version)
-    baseline, built = ensure_baseline(s, ref, rebuild=rebuild_baseline)
-    if built:
+    result = monitor(_settings(), model=model, records=records, since=lo, until=hi, out=out,
+                     rebuild_baseline=rebuild_baseline)
+    report, ref, folder = result.report, result.model, result.records_dir
+    if result.baseline_built:
         console.print(f"baseline       built from the test split of {ref.tags.get('dataset.name')}:"
-                      f"{ref.tags.get('dataset.version')} ({len(baseline)} images) and stored with the version")
-    report = compare(baseline, window, Thresholds.from_settings(s), model=f"{ref.name}:{ref.version}",
-                     skipped=skipped, excluded=excluded)
-    target = out or s.outputs_dir / "monitoring" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    paths = write_report(report, baseline, window, target)
+                      f"{ref.tags.get('dataset.version')} ({result.baseline_images} images), stored with the version")
     _print(report, folder)
-    console.print(f"report         {paths['html']}")
-    console.print(f"json           {paths['json']}")
+    console.print(f"report         {result.html}")
+    console.print(f"json           {result.json}")
     if report.status == "drift":
         err_console.print(f"[red]drift detected[/] in {', '.join(report.drifted_columns)} (exit {EXIT_DRIFT})",
                           highlight=False)
