@@ -16,6 +16,7 @@ import typer
 from visionops.cli import azure  # noqa: F401
 from visionops.cli import data  # noqa: F401
 from visionops.cli import edge  # noqa: F401
+from visionops.cli import label  # noqa: F401
 from visionops.cli import lifecycle  # noqa: F401
 from visionops.cli import monitor  # noqa: F401
 from visionops.cli import notebooks  # noqa: F401

@@ -83,10 +83,13 @@ def data_import(
     difficult: Annotated[str, typer.Option(help="VOC objects marked difficult: keep or skip.")] = "keep",
     crowd: Annotated[str, typer.Option(help="COCO iscrowd=1 annotations: keep or skip.")] = "keep",
     seed: Annotated[int, typer.Option(help="Seed for carving missing val/test splits.")] = 0,
+    into: Annotated[str | None, typer.Option(
+        help="A labeled batch (visionops label export) merged into data set NAME[:VERSION] (default version: "
+             "the current one) as a new, current version: new images to train/val, never test.")] = None,
 ) -> None:
     """Import a data set into the VisionOps layout, print the import report (per split: images, label
     files, boxes, background, skipped; classification: images per class, skipped) and fail when labels
-    in the source did not make it."""
+    in the source did not make it. With --into, merge a labeled batch into a registered data set."""
     from visionops.data.dataset import import_dataset
     from visionops.data.formats.report import read_import_report
     from visionops.data.naming import NAME_PATTERN, derived_name
@@ -94,6 +97,21 @@ def data_import(
     s = _settings()
     if not source.exists():
         raise VisionOpsError(f"{source} does not exist; pass the path of the data set to import")
+    if into is not None:  # a labeled batch back into its data set (visionops.monitoring.labeling)
+        from visionops.monitoring.labeling import label_import
+
+        ref, merged = label_import(s, source, into, out, say=lambda step, msg: err_console.print(f"[dim]{msg}[/]"))
+        console.print(f"merged {source} into {merged.base}: {merged.added['train']} train + {merged.added['val']} "
+                      f"val image(s) (test unchanged), {merged.boxes} boxes, {merged.background} background",
+                      highlight=False)
+        for what, names in (("already in the data set, its labels kept", merged.duplicates),
+                            ("of those relabeled differently (review them in the data set)", merged.conflicts),
+                            ("in the batch but not in the labeled COCO (not added)", merged.unlabeled)):
+            if names:
+                console.print(f"{len(names)} {what}: {', '.join(names[:10])}", highlight=False)
+        console.print(f"registered {ref.name}:{ref.version} (now the current data set); next: visionops run "
+                      "(the gate decides whether the retrained model replaces the champion)", highlight=False)
+        return
     for option, value in (("--difficult", difficult), ("--crowd", crowd)):
         if value not in ("keep", "skip"):
             raise VisionOpsError(f"{option} {value!r}: choose keep or skip")
