@@ -206,8 +206,9 @@ def markdown(r: dict) -> str:
     lines += [f"| {t['target']} | {t['value']} | {'ok' if t['ok'] else 'MISS'} |" for t in r["targets"]]
     lines += ["", "The request thread only queues references (`record()` above); image statistics, the JSON line "
               "and any sampled JPEG are made by the collector's thread while the next requests are scored "
-              "(records on disk include the warm-up requests). That thread's work (about 0.8 ms of CPU per "
-              "640x480 image, mostly `image_stats`) is what the p50 difference shows on a machine with no idle "
+              "(records on disk include the warm-up requests). That thread's work (about 0.4 ms of CPU per "
+              "640x480 image: `image_stats` 0.3 ms on a 128-px nearest-neighbour copy, the JSON line) is "
+              "what the p50 difference shows on a machine with no idle "
               "core; the p50s move by several ms between runs on a shared machine, which is why the arms "
               "alternate. Raw figures: `outputs/benchmarks/collect.json`."]
     return "\n".join(lines)
