@@ -140,3 +140,29 @@ def test_label_export_then_import_makes_a_new_version_in_train_and_val_only(work
     assert refused.exit_code != 0 and "stranger.jpg" in str(refused.exception)
     assert "not in this labeling batch" in str(refused.exception)
     assert len(ws.list_datasets("parts")) == 2
+
+
+def test_a_relabeled_known_image_keeps_its_labels_and_unknown_classes_are_refused(workspace, tmp_path: Path) -> None:
+    from visionops.data.layout import Box
+    from visionops.errors import VisionOpsError
+    from visionops.monitoring.labeling import label_import
+
+    s, base = workspace
+    truth = _production(s, Path(base.path))
+    truth["req4-0"] = [Box(0, 0.5, 0.5, 0.2, 0.2)]  # the labeler drew something else on the known image
+    records, _ = read_records(s.production_dir)
+    batch = tmp_path / "batch"
+    export_batch(records, s.production_dir, batch, model="parts-detector:1", classes=base.classes)
+    _label(batch, truth)
+    ref, report = label_import(s, batch, "parts", tmp_path / "merged")
+    assert report.duplicates == ["req4-0.png"] and report.conflicts == ["req4-0.png"]
+    assert ref.version != base.version and sum(report.added.values()) == NEW and report.added.get("test") is None
+    with pytest.raises(VisionOpsError, match="overlaps"):  # never written into the data set it reads
+        label_import(s, batch, f"parts:{base.version}", Path(base.path) / "merged")
+
+    doc = json.loads((batch / ANNOTATIONS).read_text())
+    doc["categories"].append({"id": 77, "name": "gear"})
+    doc["annotations"][0]["category_id"] = 77
+    (batch / ANNOTATIONS).write_text(json.dumps(doc))
+    with pytest.raises(VisionOpsError, match=r"\['gear'\] are not classes of the data set"):
+        label_import(s, batch, "parts", tmp_path / "merged")

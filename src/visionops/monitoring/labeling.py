@@ -21,6 +21,7 @@ and why). `visionops data import <batch> --into NAME` brings the labeled batch b
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -103,14 +104,23 @@ def select(records: Sequence[ProductionRecord], production_dir: Path, *, thresho
     return picks[:limit], candidates, missing
 
 
-def batch_file_name(record: ProductionRecord, sample: str) -> str:
-    """A unique, stable file name for a picked image: its request and position."""
-    return f"{record.correlation_id}-{record.index}{Path(sample).suffix.lower() or '.jpg'}"
+def batch_file_name(record: ProductionRecord, sample: str, taken: set[str] | None = None) -> str:
+    """A stable file name for a picked image, `<correlation id>-<index>.<ext>` (characters a file
+    system or blob store may refuse become `_`), made unique against `taken` with `-2`, `-3`...: a
+    client may reuse its request id, and two images must never share a name in one batch."""
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", f"{record.correlation_id}-{record.index}")
+    suffix = Path(sample).suffix.lower() or ".jpg"
+    name, n = f"{stem}{suffix}", 1
+    while taken is not None and name in taken:
+        n += 1
+        name = f"{stem}-{n}{suffix}"
+    return name
 
 
-def coco_prelabels(picks: Sequence[Pick], names: dict[str, str], classes: Sequence[str]) -> dict[str, Any]:
-    """COCO with the model's predictions as pre-labels: boxes (xywh, pixels) with `score` for a
-    detector, an image-level `category_id` for a classifier. Category ids are 1-based."""
+def coco_prelabels(picks: Sequence[Pick], names: Sequence[str], classes: Sequence[str]) -> dict[str, Any]:
+    """COCO with the model's predictions as pre-labels (`names`: each pick's file name in the batch):
+    boxes (xywh, pixels) with `score` for a detector, an image-level `category_id` for a classifier.
+    Category ids are 1-based."""
     known = list(classes)
     for pick in picks:  # a label the class list lacks (a model trained on another list) is kept
         for label in pick.record.prediction.labels:
@@ -118,9 +128,9 @@ def coco_prelabels(picks: Sequence[Pick], names: dict[str, str], classes: Sequen
                 known.append(label)
     category = {name: i + 1 for i, name in enumerate(known)}
     images, annotations = [], []
-    for image_id, pick in enumerate(picks, start=1):
+    for image_id, (pick, name) in enumerate(zip(picks, names, strict=True), start=1):
         r, raw = pick.record, pick.record.raw or {}
-        images.append({"id": image_id, "file_name": names[r.correlation_id + f"-{r.index}"],
+        images.append({"id": image_id, "file_name": name,
                        "width": r.image.width, "height": r.image.height})
         if r.prediction.task == "classify":
             if r.prediction.labels:
@@ -151,13 +161,13 @@ def export_batch(records: Sequence[ProductionRecord], production_dir: Path, out:
         raise VisionOpsError(f"--limit must be at least 1, got {limit}")
     picks, candidates, missing = select(records, production_dir, threshold=threshold, limit=limit, bounds=bounds)
     (out / IMAGES).mkdir(parents=True, exist_ok=True)
-    names: dict[str, str] = {}
+    names: list[str] = []
     entries = []
     for pick in picks:
         r = pick.record
         assert r.sample is not None  # select() keeps only sampled records
-        name = batch_file_name(r, r.sample)
-        names[f"{r.correlation_id}-{r.index}"] = name
+        name = batch_file_name(r, r.sample, set(names))
+        names.append(name)
         shutil.copy2(Path(production_dir) / r.sample, out / IMAGES / name)
         entries.append({"file_name": name, "reason": pick.reason, "score": pick.score,
                         "correlation_id": r.correlation_id, "index": r.index, "time": r.time.isoformat(),

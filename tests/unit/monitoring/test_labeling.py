@@ -84,3 +84,19 @@ def test_a_label_outside_the_data_sets_classes_is_refused(tmp_path):
     coco_path.write_text(json.dumps(coco))
     with pytest.raises(VisionOpsError, match="washer"):
         check_labeled_batch(Path(tmp_path / "batch"), ["bolt"])
+
+
+
+def test_a_reused_request_id_still_gives_every_image_its_own_file(tmp_path: Path) -> None:
+    prod, out = tmp_path / "production", tmp_path / "batch"
+    prod.mkdir()
+    (prod / "a.png").write_bytes(b"png a")
+    (prod / "b.png").write_bytes(b"png b")
+    same = [record([], 0, s).model_copy(update={"correlation_id": "client:42"}) for s in ("a.png", "b.png")]
+    export_batch(same, prod, out, model="m:1", classes=["bolt"])
+    assert sorted(p.name for p in (out / "images").iterdir()) == ["client_42-0-2.png", "client_42-0.png"]
+    coco = json.loads((out / "annotations.json").read_text())
+    assert sorted(i["file_name"] for i in coco["images"]) == ["client_42-0-2.png", "client_42-0.png"]
+    copied = {e["file_name"]: e["sample"] for e in read_batch(out)["images"]}
+    assert {n: (out / "images" / n).read_bytes() for n in copied} == {
+        n: (prod / s).read_bytes() for n, s in copied.items()}
