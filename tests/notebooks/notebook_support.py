@@ -26,6 +26,7 @@ ORDER = (
     "05_training_pipeline",
     "06_hyperparameter_tuning",
     "07_automl_benchmark",
+    "08_monitoring_and_retraining",
 )
 CLI = str(Path(sys.executable).with_name("visionops"))
 # settings a developer may have exported, which would change what the notebooks do

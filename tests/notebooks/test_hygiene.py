@@ -32,6 +32,7 @@ EXPECTED = [
     "05_training_pipeline",
     "06_hyperparameter_tuning",
     "07_automl_benchmark",
+    "08_monitoring_and_retraining",
 ]
 HEX_ID = re.compile(r"\b[0-9a-f]{32}\b")
 _TM = TransformerManager()

@@ -48,6 +48,7 @@ AZURE = azure_extra_installed()
 
 # what each notebook must send to the mocked workspace (operation -> at least this many calls)
 EXPECTED_AZURE_CALLS = {
+    "08_monitoring_and_retraining": {},
     "07_automl_benchmark": {"jobs.create_or_update": 1},
     "06_hyperparameter_tuning": {},
     "05_training_pipeline": {"data.create_or_update": 1, "jobs.create_or_update": 1,

@@ -239,6 +239,35 @@ def test_07_automl(walkthrough):
     assert s["comparison"] is None  # no AutoML metrics given, none compared before
 
 
+def test_08_monitoring(walkthrough):
+    from visionops.data.catalog import LocalDatasetCatalog
+    from visionops.data.layout import iter_images
+    from visionops.hashing import file_digest
+    from visionops.monitoring.drift import DriftReport
+
+    data = walkthrough.summary("01_dataset_setup")
+    s = walkthrough.summary("08_monitoring_and_retraining")
+    assert s["dataset"] == data["dataset"]
+    assert s["collector"]["records_written"] == s["requests"] == 80  # every request recorded
+    assert s["collector"]["samples_saved"] == 80  # sample_rate 1.0
+    assert s["normal"]["status"] == "ok"  # the data set's own images: no alarm
+    assert s["shifted"]["status"] == "drift" and "brightness" in s["shifted"]["drifted"]
+    shifted = DriftReport.model_validate_json(Path(s["shifted"]["json"]).read_text())
+    assert shifted.n_window == 40 and Path(s["shifted"]["html"]).is_file()
+    batch = s["batch"]
+    assert batch["picked"] == 20 and batch["missing_samples"] == 0 and batch["candidates"] >= batch["picked"]
+    assert any("unusual_image" in reason for reason in batch["reasons"])  # the dark frames come first
+    assert s["labeled_boxes"] > 0
+    assert sum(s["added"].values()) + s["duplicates"] == batch["picked"] and s.get("added", {}).get("test") is None
+    catalog = LocalDatasetCatalog(walkthrough.settings.catalog_dir)
+    (name, old), (_, new) = (d.split(":") for d in (s["dataset"], s["new_dataset"]))
+    assert new != old
+    before, after = Path(catalog.get(name, old).path), Path(catalog.get(name, new).path)
+    assert ({file_digest(p) for p in iter_images(after, "test")}
+            == {file_digest(p) for p in iter_images(before, "test")})  # the gate's split is frozen
+    assert s["decision"] in ("promote", "reject") and s["registered"] is (s["decision"] == "promote")
+
+
 def test_demo_summary_reads_what_the_notebooks_recorded(walkthrough):
     env = dict(os.environ, VISIONOPS_ROOT=str(walkthrough.root))
     proc = subprocess.run([CLI, "demo-summary"], env=env, capture_output=True, text=True, timeout=120)

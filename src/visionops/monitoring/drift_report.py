@@ -137,3 +137,22 @@ def _class_bars(ax, baseline: Sequence[ProductionRecord], window: Sequence[Produ
     ax.set_xticks(x, labels, rotation=30, ha="right")
     ax.set_ylabel("share", fontsize=8)
     ax.legend(fontsize=7)
+
+
+def plot_columns(report: DriftReport, baseline: Sequence[ProductionRecord], window: Sequence[ProductionRecord],
+                 columns: Sequence[str] | None = None) -> Figure:
+    """The report's distributions (baseline vs window) for `columns` (default: the drifted ones, else
+    the image columns) in one figure, for a notebook: the same drawing as the HTML page."""
+    wanted = list(columns) if columns is not None else (report.drifted_columns
+                                                        or ["brightness", "contrast", "sharpness"])
+    chosen = [c for c in report.columns if c.column in wanted]
+    fig = Figure(figsize=(3.4 * max(len(chosen), 1), 2.8), layout="constrained")
+    for i, column in enumerate(chosen, start=1):
+        ax = fig.add_subplot(1, len(chosen), i)
+        if column.column == CLASS_COLUMN:
+            _class_bars(ax, baseline, window)
+        else:
+            _histograms(ax, column_values(baseline, column.column), column_values(window, column.column))
+        ax.set_title(f"{column.column}: {column.status}", fontsize=10)
+        ax.tick_params(labelsize=8)
+    return fig

@@ -6,7 +6,9 @@ An image is picked when (scored by how unsure the model was, most unsure first):
 - `low_confidence`: its best box, or a classifier's top-1 probability, is below `threshold`
   (score 1 - confidence), or at least half its boxes are (score: that share / 2);
 - `unusual_image`: brightness, contrast or sharpness outside the baseline's 1st..99th percentile,
-  the images the drift report's shift is made of, even when the model was confident (score 0.25).
+  the images the drift report's shift is made of, even when the model was confident (score 0.25);
+  an image that is unsure *and* unusual gets both reasons and the sum of the scores, so a shift's
+  hard images come before the everyday ones.
 
 Only records with a sampled image (`VISIONOPS_COLLECT_SAMPLE_RATE` > 0) can be picked; the others
 are counted, so a batch never silently holds fewer images than the window had candidates.
@@ -71,20 +73,26 @@ def image_bounds(baseline: Sequence[ProductionRecord], low: float = 1.0, high: f
 
 def why_picked(record: ProductionRecord, threshold: float,
                bounds: dict[str, tuple[float, float]] | None = None) -> tuple[str, float] | None:
-    """(reason, uncertainty score) when the record belongs in a labeling batch, else None."""
+    """(reason, score) when the record belongs in a labeling batch, else None. An image both
+    unsure and unusual is worth most (the model is unsure *because* the world moved): its reasons
+    are joined with `+` and the unusual bonus is added to its uncertainty."""
     p = record.prediction
+    unsure: tuple[str, float] | None = None
     if p.task == "detect" and p.count == 0:
-        return "no_prediction", 1.0
-    if p.max_conf is not None and p.max_conf < threshold:
-        return "low_confidence", round(1.0 - p.max_conf, 4)
-    low = sum(c < threshold for c in p.confidences) / len(p.confidences) if p.confidences else 0.0
-    if low >= 0.5:
-        return "low_confidence", round(low / 2, 4)
-    for column, (lo, hi) in (bounds or {}).items():
-        value = getattr(record.image, column)
-        if value < lo or value > hi:
-            return f"unusual_image:{column}", UNUSUAL_SCORE
-    return None
+        unsure = ("no_prediction", 1.0)
+    elif p.max_conf is not None and p.max_conf < threshold:
+        unsure = ("low_confidence", round(1.0 - p.max_conf, 4))
+    else:
+        low = sum(c < threshold for c in p.confidences) / len(p.confidences) if p.confidences else 0.0
+        if low >= 0.5:
+            unsure = ("low_confidence", round(low / 2, 4))
+    unusual = next((f"unusual_image:{column}" for column, (lo, hi) in (bounds or {}).items()
+                    if not lo <= getattr(record.image, column) <= hi), None)
+    if unsure and unusual:
+        return f"{unsure[0]}+{unusual}", round(unsure[1] + UNUSUAL_SCORE, 4)
+    if unsure:
+        return unsure
+    return (unusual, UNUSUAL_SCORE) if unusual else None
 
 
 def select(records: Sequence[ProductionRecord], production_dir: Path, *, threshold: float = 0.5,
@@ -228,11 +236,12 @@ def label_export(settings: Any, *, model: str | None = None, records: Path | Non
 
 
 def label_import(settings: Any, source: Path, into: str, out: Path | None = None,
-                 say: Any = None) -> tuple[Any, Any]:
+                 say: Any = None, runner: Any = None) -> tuple[Any, Any]:
     """A labeled batch merged into data set `into` (name[:version]; no version: the current one when
     it is of that name, else its latest), registered as a new version and made current, so the
     next training uses it and the gate decides (visionops.data.merge). Returns (DatasetRef,
-    MergeReport). `visionops data import <batch> --into NAME` and notebook 08 call this."""
+    MergeReport). `visionops data import <batch> --into NAME` and notebook 08 call this; a caller
+    that already holds a Runner passes it (its workspace is the one the data set is registered in)."""
     from visionops.data.catalog import write_local_manifest
     from visionops.data.merge import merge_labeled_batch
     from visionops.runner import Runner
@@ -240,7 +249,7 @@ def label_import(settings: Any, source: Path, into: str, out: Path | None = None
     name, _, version = str(into).strip().partition(":")
     if not name:
         raise VisionOpsError(f"--into {into!r}: name the data set to merge into (name or name:version)")
-    runner = Runner(settings, on_step=say)
+    runner = runner or Runner(settings, on_step=say)
     current = runner.workspace.current_dataset()
     spec = into if version or current is None or current.name != name else f"{name}:{current.version}"
     base = runner.dataset(spec)

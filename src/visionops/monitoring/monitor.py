@@ -26,7 +26,12 @@ class MonitorResult:
     records_dir: Path
     model: Any  # the registry's ModelVersionRef the window was compared for
     baseline_built: bool  # True when the baseline did not exist and was built (and stored) now
-    baseline_images: int
+    baseline: list[Any]  # the ProductionRecords compared: the baseline's and the window's
+    window: list[Any]
+
+    @property
+    def baseline_images(self) -> int:
+        return len(self.baseline)
 
 
 def model_ref(settings: Settings, spec: str | None) -> Any:
@@ -68,4 +73,4 @@ def monitor(settings: Settings, *, model: str | None = None, records: Path | Non
         "%Y%m%dT%H%M%SZ")
     paths = write_report(report, baseline, window, target)
     return MonitorResult(report=report, html=Path(paths["html"]), json=Path(paths["json"]), records_dir=folder,
-                         model=ref, baseline_built=built, baseline_images=len(baseline))
+                         model=ref, baseline_built=built, baseline=list(baseline), window=list(window))

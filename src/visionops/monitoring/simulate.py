@@ -1,6 +1,7 @@
-"""Simulated production traffic for the production loop (notebook 08, tests): images from the same
-generator as the synthetic data set but never in it (another seed), optionally shifted the way
-cameras drift (darker), with the true boxes kept so a simulated labeler can answer for a person.
+"""Simulated production traffic for the production loop (notebook 08, tests): the data set's own
+train/val images (never its test split, which is the drift baseline) sent as a camera would send
+them, optionally shifted the way cameras drift (darker), with their true boxes kept so a simulated
+labeler can answer for a person. It works on any detection data set, a team's import included.
 
 Real projects replace this module with their endpoint's real traffic and a real labeling tool;
 everything downstream (collection, `visionops monitor`, `label export`, `data import --into`) is
@@ -11,14 +12,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
-from visionops.data.layout import Box
-from visionops.data.synthetic import SyntheticSpec, render_image
-
-TRAFFIC_SEED = 7919  # far from the data set's own seeds: no production image is a training image
+from visionops.data.layout import Box, iter_items, read_class_names, read_labels
+from visionops.errors import VisionOpsError
 
 
 @dataclass(frozen=True)
@@ -36,14 +36,22 @@ def darken(image: Image.Image, factor: float) -> Image.Image:
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
 
 
-def traffic(spec: SyntheticSpec, n: int, *, seed: int = 0, brightness: float = 1.0) -> list[Shot]:
-    """`n` frames like the data set's (same classes, sizes, clutter), from another seed; scaled
-    by `brightness` (1.0: the data set's own light)."""
-    frames = spec.model_copy(update={"seed": TRAFFIC_SEED + seed})
+def traffic(dataset_dir: Path, n: int, *, brightness: float = 1.0, seed: int = 0,
+            splits: tuple[str, ...] = ("val", "train")) -> list[Shot]:
+    """`n` frames drawn (with a seeded shuffle, cycling when `n` exceeds them) from the data set's
+    `splits`, each scaled by `brightness` (1.0: as the data set has it)."""
+    items = list(iter_items(Path(dataset_dir), splits))
+    if not items:
+        raise VisionOpsError(f"{dataset_dir} has no images in {', '.join(splits)} to simulate traffic with")
+    classes = read_class_names(Path(dataset_dir))
+    order = np.random.default_rng(seed).permutation(len(items))
     shots = []
     for i in range(n):
-        img, boxes = render_image(frames, "test", i)
-        shots.append(Shot(darken(img, brightness) if brightness != 1.0 else img, boxes, list(spec.classes)))
+        item = items[int(order[i % len(items)])]
+        with Image.open(item.image) as img:
+            frame = ImageOps.exif_transpose(img).convert("RGB")
+        shots.append(Shot(darken(frame, brightness) if brightness != 1.0 else frame, read_labels(item.label),
+                          classes))
     return shots
 
 
@@ -51,7 +59,6 @@ def label_with_truth(batch_dir: Path, truth: dict[str, Shot]) -> int:
     """Play the labeler: replace the pre-labels of every batch image with its true boxes (COCO,
     pixels), keyed by the image's file stem (`<correlation id>-<index>`, see labeling.batch_file_name).
     Returns the number of boxes written; an image with no known truth is an error naming it."""
-    from visionops.errors import VisionOpsError
     from visionops.monitoring.labeling import ANNOTATIONS
 
     path = Path(batch_dir) / ANNOTATIONS
@@ -76,3 +83,43 @@ def label_with_truth(batch_dir: Path, truth: dict[str, Shot]) -> int:
     doc["annotations"] = annotations
     path.write_text(json.dumps(doc, indent=1))
     return len(annotations)
+
+
+def production_scorer(settings: Any, model: Any, folder: Path, *, sample_rate: float = 1.0,
+                      runtime: str = "onnx") -> Any:
+    """The endpoint's own request path (`serving.score.Scorer`) for a registered model version,
+    with local collection into `folder` (every image sampled by default, so any can be labeled):
+    what a deployed endpoint runs per request, without a server in between."""
+    from visionops import registry
+    from visionops.monitoring.collect import LocalCollector
+    from visionops.serving.predictor import load_predictor
+    from visionops.serving.protocol import Limits
+    from visionops.serving.score import Scorer
+
+    model_dir = registry.download(settings, model)
+    predictor = load_predictor(model_dir, runtime, threads=settings.threads, name=model.name,
+                               version=str(model.version))
+    collector = LocalCollector(Path(folder), sample_rate=sample_rate,
+                               sample_max_bytes=settings.collect_sample_max_bytes,
+                               max_file_bytes=settings.collect_max_file_bytes, max_files=settings.collect_max_files)
+    return Scorer(predictor, Limits.from_settings(settings), collector=collector)
+
+
+def send(scorer: Any, shots: list[Shot], *, conf: float = 0.25) -> dict[str, Shot]:
+    """One request per frame (PNG, as a camera client would encode it); returns the truth of each
+    frame by `<correlation id>-0`, the name its sample gets in a labeling batch. Waits until the
+    collector has written every record."""
+    import base64
+    import io
+
+    truth = {}
+    for shot in shots:
+        buf = io.BytesIO()
+        shot.image.save(buf, format="PNG")
+        status, answer = scorer.score({"images": [base64.b64encode(buf.getvalue()).decode()], "conf": conf})
+        if status != 200:
+            raise VisionOpsError(f"the scorer refused a simulated frame: {answer}")
+        truth[f"{answer['correlation_id']}-0"] = shot
+    if not scorer.collector.flush(timeout=60):
+        raise VisionOpsError("the collector did not write every record within 60 s")
+    return truth

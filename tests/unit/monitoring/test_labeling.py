@@ -32,6 +32,7 @@ def test_reasons_and_scores():
     assert why_picked(record([0.9, 0.8]), 0.5) is None
     bounds = {"brightness": (80.0, 120.0)}
     assert why_picked(record([0.9], brightness=30.0), 0.5, bounds) == ("unusual_image:brightness", 0.25)
+    assert why_picked(record([], brightness=30.0), 0.5, bounds) == ("no_prediction+unusual_image:brightness", 1.25)
     assert why_picked(record([0.4], task="classify"), 0.5) == ("low_confidence", 0.6)
 
 
