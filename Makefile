@@ -36,7 +36,7 @@ setup: $(STAMP) ## create .venv and install the pinned stack (skipped when up to
 	@if git rev-parse --git-dir >/dev/null 2>&1 && ! git config --get filter.nbstripout.clean >/dev/null; then \
 		$(BIN)/nbstripout --install; fi
 
-demo: setup ## set up, run notebooks 00..07 (quick profile; SOURCE=your export; TASK=classify), leave the model served, print a summary
+demo: setup ## set up, run notebooks 00..08 (quick profile; SOURCE=your export; TASK=classify), leave the model served, print a summary
 	$(MAKE) --no-print-directory notebooks PROFILE=$(PROFILE) TASK=$(TASK) NOTEBOOK_ARGS="--param keep_endpoint=true"
 	$(BIN)/visionops demo-summary
 
@@ -50,7 +50,7 @@ lint: setup ## ruff over src, tests and benchmarks
 run: setup ## the whole lifecycle with the CLI: make run PROFILE=smoke|quick|full [SOURCE=path/to/export] [TASK=classify]
 	$(BIN)/visionops run --profile $(PROFILE) $(SOURCE_OPTS) $(TASK_OPTS)
 
-notebooks: setup ## notebooks 00..07 with papermill into outputs/notebooks: make notebooks PROFILE=smoke|quick|full [SOURCE=path/to/export] [TASK=classify]
+notebooks: setup ## notebooks 00..08 with papermill into outputs/notebooks: make notebooks PROFILE=smoke|quick|full [SOURCE=path/to/export] [TASK=classify]
 	$(BIN)/visionops notebooks --profile $(PROFILE) $(SOURCE_PARAMS) $(TASK_PARAMS) $(NOTEBOOK_ARGS)
 
 lab: setup ## JupyterLab on the notebooks (installs the optional `lab` extra the first time)

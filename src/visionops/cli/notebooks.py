@@ -27,7 +27,7 @@ def notebooks_cmd(
     log_output: Annotated[bool, typer.Option("--log-output", help="Stream cell output to the console (CI logs).")
     ] = False,
 ) -> None:
-    """Execute notebooks 00..05 in order with papermill (notebooks/profiles/<profile>.yaml); stops at the
+    """Execute the numbered notebooks (00..08) in order with papermill (notebooks/profiles/<profile>.yaml); stops at the
     first failure and names the notebook and the cell."""
     import yaml
 
