@@ -285,3 +285,18 @@ def test_a_trial_that_draws_the_learning_rate_never_trains_with_optimizer_auto()
     assert trial_spec("full", {}, {"lr0": 0.003}).optimizer == SWEEP_OPTIMIZER
     assert trial_spec("full", {}, {"imgsz": 160}).optimizer == "auto"  # nothing it would ignore
     assert trial_spec("smoke", {}, {"lr0": 0.003}).optimizer == get_profile("smoke").train.optimizer
+
+
+def test_the_baseline_reads_ultralytics_defaults_without_importing_it():
+    """Importing Ultralytics before visionops.offline has set it up makes it look for the network
+    (DNS lookups, a font download): a sweep's first step must not do that."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from visionops.sweep.local import baseline_params, ultralytics_defaults; "
+            "from visionops.sweep.space import load_space; "
+            "p, why = baseline_params('smoke', {}, load_space(task='detect'), 'detect'); "
+            "assert p and p['momentum'] == ultralytics_defaults()['momentum'], (p, why); "
+            "assert 'ultralytics' not in sys.modules, 'ultralytics was imported'")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr

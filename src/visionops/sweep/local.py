@@ -147,6 +147,21 @@ def trial_spec(profile: str, base_knobs: dict[str, Any], params: dict[str, Any],
     return spec
 
 
+def ultralytics_defaults() -> dict[str, Any]:
+    """Ultralytics' default training arguments (its `cfg/default.yaml`), read without importing
+    Ultralytics: the import checks whether it is online (DNS lookups, a font download) unless
+    visionops.offline has set it up, which only training does."""
+    import importlib.util
+
+    import yaml
+
+    found = importlib.util.find_spec("ultralytics")
+    if found is None or not found.submodule_search_locations:
+        raise VisionOpsError("ultralytics is not installed; install the full extra (make setup)")
+    folder = Path(next(iter(found.submodule_search_locations)))
+    return yaml.safe_load((folder / "cfg" / "default.yaml").read_text(encoding="utf-8"))
+
+
 def baseline_params(profile: str, base_knobs: dict[str, Any], space: SearchSpace, task: str | None = None,
                     ) -> tuple[dict[str, Any] | None, str]:
     """The profile's own configuration as a point of the space (the study's first trial), or
@@ -157,8 +172,7 @@ def baseline_params(profile: str, base_knobs: dict[str, Any], space: SearchSpace
     beat it on the validation split. Values the profile leaves to Ultralytics come from
     Ultralytics' defaults (`optimizer="auto"` leaves lr0 and momentum to itself: then the
     configuration has no point in a space that draws them)."""
-    from ultralytics.cfg import DEFAULT_CFG_DICT
-
+    defaults = ultralytics_defaults()
     spec = get_profile(profile, task, **base_knobs).train
     args = spec.ultralytics_args()
     params: dict[str, Any] = {}
@@ -168,7 +182,7 @@ def baseline_params(profile: str, base_knobs: dict[str, Any], space: SearchSpace
         elif name in OPTIMIZER_KNOBS and spec.optimizer.lower() == "auto":
             return None, f"the profile trains with optimizer=auto, which picks {name} itself"
         else:
-            value = args.get(name, DEFAULT_CFG_DICT.get(name))
+            value = args.get(name, defaults.get(name))
         if value is None:
             return None, f"the profile has no value for {name}"
         if isinstance(param, ChoiceParam):
