@@ -45,3 +45,18 @@ def write_section(doc: Path, name: str, body: str) -> None:
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     doc.parent.mkdir(parents=True, exist_ok=True)
     doc.write_text(text)
+
+
+def publish(report: dict, out: Path, doc: Path | None, section: str, markdown: str) -> None:
+    """Write the benchmark's JSON, its docs section (unless `doc` is None: --no-doc) and print
+    each target's verdict (`report["targets"]`: target, value, ok)."""
+    import json
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print(f"wrote {out}")
+    if doc is not None:
+        write_section(doc, section, markdown)
+        print(f"updated {doc}")
+    for t in report["targets"]:
+        print(f"  {'ok  ' if t['ok'] else 'MISS'} {t['target']}: {t['value']}")

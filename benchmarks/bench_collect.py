@@ -35,7 +35,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
-from _report import machine, write_section  # noqa: E402
+from _report import machine, publish  # noqa: E402
 from bench_serve import pick_model, train_model  # noqa: E402
 
 ARMS = ("off", "on", "on + 10 % samples")
@@ -173,14 +173,7 @@ def main() -> int:
               "threads": settings.threads or os.cpu_count(), "rounds": args.rounds, "block": args.block,
               "added_p50_ms": added, "added_paired_median_ms": added_paired, "results": results,
               "targets": targets}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    print(f"wrote {out}")
-    if not args.no_doc:
-        write_section(args.doc, "collect", markdown(report))
-        print(f"updated {args.doc}")
-    for t in targets:
-        print(f"  {'ok  ' if t['ok'] else 'MISS'} {t['target']}: {t['value']}")
+    publish(report, out, None if args.no_doc else args.doc, "collect", markdown(report))
     return 0
 
 

@@ -37,7 +37,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
-from _report import machine, write_section  # noqa: E402
+from _report import machine, publish  # noqa: E402
 from bench_serve import load_average, pick_model, train_model  # noqa: E402
 
 # Runs in a fresh process: its peak RSS is the scorer's alone. argv: model dir, source, out, batch, cores.
@@ -166,14 +166,7 @@ def main() -> int:
         "targets": targets, "json": "predict.json",
     }
     out = args.out or settings.outputs_dir / "benchmarks" / "predict.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    print(f"wrote {out}")
-    if not args.no_doc:
-        write_section(args.doc, "predict", markdown(report))
-        print(f"updated {args.doc}")
-    for t in targets:
-        print(f"  {'ok  ' if t['ok'] else 'MISS'} {t['target']}: {t['value']}")
+    publish(report, out, None if args.no_doc else args.doc, "predict", markdown(report))
     return 0
 
 

@@ -38,7 +38,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
-from _report import machine, write_section  # noqa: E402
+from _report import machine, publish  # noqa: E402
 
 # The easy detector of tests/serving/conftest.py (FAST_DETECTOR): trains in about a minute.
 DETECTOR_KNOBS = {
@@ -282,15 +282,8 @@ def main() -> int:
         "server_workers": s.serving_workers, "rounds": args.rounds,
         "results": results, "targets": targets,
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    print(f"wrote {out}")
-    if not args.no_doc:
-        section = "serve" if args.threads is None else f"serve-threads-{args.threads}"
-        write_section(args.doc, section, markdown(report))
-        print(f"updated {args.doc}")
-    for t in targets:
-        print(f"  {'ok  ' if t['ok'] else 'MISS'} {t['target']}: {t['value']}")
+    section = "serve" if args.threads is None else f"serve-threads-{args.threads}"
+    publish(report, out, None if args.no_doc else args.doc, section, markdown(report))
     return 0
 
 

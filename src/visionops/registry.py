@@ -117,6 +117,20 @@ def require_champion(settings: Settings, name: str | None = None) -> ModelVersio
     return champ
 
 
+def resolve(settings: Settings, spec: str | None = None, option: str = "--model") -> ModelVersionRef:
+    """The version a `--model` option names: `name:version`, `name` (its production version), or
+    None (the production version of the settings' model). `visionops predict`, `monitor`,
+    `label export` and `edge manifest` all read their option through this."""
+    if spec is None:
+        return require_champion(settings)
+    name, _, version = str(spec).strip().partition(":")
+    if not name:
+        from visionops.errors import ConfigError
+
+        raise ConfigError(f"{option} {spec!r}: expected name:version (e.g. shapes-detector:3) or a name")
+    return get_version(settings, version, name) if version else require_champion(settings, name)
+
+
 def download(settings: Settings, ref: ModelVersionRef, dst: Path | None = None) -> Path:
     """The version's files (weights, model_info.json, MLmodel) in a local folder; cached by version."""
     import mlflow

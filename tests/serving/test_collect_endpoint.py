@@ -78,20 +78,10 @@ def test_classifier_records_the_top_label(classify_endpoint, classifier):
 
 @pytest.fixture(scope="module")
 def blocked(tmp_path_factory) -> Path:
-    """A collection folder the server cannot create: under a 0o500 folder, or (for root, whom
-    chmod does not stop) under a regular file."""
-    base = tmp_path_factory.mktemp("unwritable")
-    ro = base / "read-only"
-    ro.mkdir()
-    ro.chmod(0o500)
-    target = ro / "production"
-    try:
-        target.mkdir()
-    except PermissionError:
-        return target
-    target.rmdir()
-    (base / "a-file").write_text("not a folder")
-    return base / "a-file" / "production"
+    """A collection folder the server cannot create (tests/support/unwritable.py)."""
+    from unwritable import blocked_folder
+
+    return blocked_folder(tmp_path_factory.mktemp("unwritable"))
 
 
 @pytest.fixture(scope="module")

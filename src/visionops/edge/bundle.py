@@ -28,7 +28,7 @@ from visionops.edge.manifest import (
     image_ref,
     require_valid,
 )
-from visionops.errors import ConfigError, ModelNotFoundError
+from visionops.errors import ModelNotFoundError
 
 MANIFEST = "deployment.json"
 MODEL_FOLDER = "model"
@@ -48,12 +48,7 @@ def resolve_version(settings: Any, spec: str | None):
     """The registry entry of `name:version`, `name` (its production version) or the production model."""
     from visionops import registry
 
-    if spec is None:
-        return registry.require_champion(settings)
-    name, _, version = spec.partition(":")
-    if not name:
-        raise ConfigError(f"--model {spec!r}: expected name:version (e.g. shapes-detector:3) or a name")
-    return registry.get_version(settings, version, name) if version else registry.require_champion(settings, name)
+    return registry.resolve(settings, spec)
 
 
 def edge_model(ref: Any, model_dir: Path) -> tuple[EdgeModel, Path, Path | None]:

@@ -38,12 +38,7 @@ def model_ref(settings: Settings, spec: str | None) -> Any:
     """The registry entry of `name:version`, `name` (its production version) or the production model."""
     from visionops import registry
 
-    if spec is None:
-        return registry.require_champion(settings)
-    name, _, version = spec.partition(":")
-    if not name:
-        raise ConfigError(f"model {spec!r}: expected name:version (e.g. shapes-detector:3) or a name")
-    return registry.get_version(settings, version, name) if version else registry.require_champion(settings, name)
+    return registry.resolve(settings, spec)
 
 
 def monitor(settings: Settings, *, model: str | None = None, records: Path | None = None,

@@ -568,11 +568,5 @@ def resolve_model(settings: Any, spec: str | None = None) -> tuple[Any, Path]:
     to run the lifecycle (`visionops run`)."""
     from visionops import registry
 
-    if spec is None:
-        ref = registry.require_champion(settings)
-    else:
-        name, _, version = spec.partition(":")
-        if not name:
-            raise ConfigError(f"--model {spec!r}: expected name:version (e.g. shapes-detector:3) or a name")
-        ref = registry.get_version(settings, version, name) if version else registry.require_champion(settings, name)
+    ref = registry.resolve(settings, spec)
     return ref, registry.download(settings, ref)

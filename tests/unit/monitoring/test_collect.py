@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from unwritable import blocked_folder
 
 from visionops.monitoring.collect import (
     LocalCollector,
@@ -44,23 +45,6 @@ def prediction(n: int = 2) -> dict:
 def send(collector, requests: int, images: int = 1, prefix: str = "req") -> None:
     for i in range(requests):
         collector.record([photo(seed=i)] * images, [prediction()] * images, MODEL, f"{prefix}-{i}")
-
-
-def blocked_folder(tmp_path: Path) -> Path:
-    """A collection folder nobody can create: under a 0o500 folder, or (for root, whom chmod does
-    not stop) under a regular file."""
-    ro = tmp_path / "read-only"
-    ro.mkdir()
-    ro.chmod(0o500)
-    target = ro / "production"
-    try:
-        target.mkdir()
-    except PermissionError:
-        return target
-    target.rmdir()
-    blocker = tmp_path / "a-file"
-    blocker.write_text("not a folder")
-    return blocker / "production"
 
 
 @pytest.fixture
