@@ -48,6 +48,9 @@ def test_every_notebook_used_the_imported_data_set(your_data_walkthrough):
     for name in ORDER[2:]:
         assert _summary(run, name)["dataset"] == data["dataset"], name
     assert _summary(run, "02_model_training")["classes"] == data["classes"]
+    loop = _summary(run, "08_monitoring_and_retraining")  # the production loop on non-square photos
+    assert loop["normal"]["status"] != "drift" and loop["shifted"]["status"] == "drift"
+    assert loop["new_dataset"].startswith("fasteners:") and loop.get("added", {}).get("test") is None
     armed, blocked = netblock_report(run["root"])
     assert armed and blocked == []
 
