@@ -36,7 +36,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 from _report import machine, publish  # noqa: E402
-from bench_serve import pick_model, train_model  # noqa: E402
+from bench_serve import pick_or_train  # noqa: E402
 
 ARMS = ("off", "on", "on + 10 % samples")
 TARGET_MS = 1.0
@@ -91,14 +91,7 @@ def main() -> int:
     from visionops.settings import get_settings
 
     settings = get_settings(threads=args.threads)
-    model_root = args.model_root or settings.outputs_dir / "benchmarks" / "serve-model"
-    picked = pick_model(settings, model_root)
-    if picked is None:
-        print(f"no champion with an ONNX export: training a small detector into {model_root} (once)", flush=True)
-        train_model(model_root, settings)
-        picked = pick_model(settings, model_root)
-        assert picked is not None
-    _, ref, folder, images = picked
+    _, ref, folder, images = pick_or_train(settings, args.model_root)
     bodies = request_bodies(images, 8)
     predictor = load_predictor(folder, "onnx", threads=settings.threads)
     predictor.warmup()

@@ -38,7 +38,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 from _report import machine, publish  # noqa: E402
-from bench_serve import load_average, pick_model, train_model  # noqa: E402
+from bench_serve import load_average, pick_or_train  # noqa: E402
 
 # Runs in a fresh process: its peak RSS is the scorer's alone. argv: model dir, source, out, batch, cores.
 # The thread split is the one `visionops predict` uses (scoring_threads).
@@ -98,14 +98,7 @@ def main() -> int:
     settings = get_settings(threads=args.threads)
     threads = settings.threads or os.cpu_count() or 1
     batch = args.batch or settings.batch_size
-    model_root = settings.outputs_dir / "benchmarks" / "serve-model"
-    picked = pick_model(settings, model_root)
-    if picked is None:
-        print(f"no champion with an ONNX export: training a small detector into {model_root} (once)", flush=True)
-        train_model(model_root, settings)
-        picked = pick_model(settings, model_root)
-        assert picked is not None
-    s, ref, folder, test_images = picked
+    s, ref, folder, test_images = pick_or_train(settings)
     s = s.with_overrides(threads=threads)
     dataset_images = sorted(test_images[0].parents[1].rglob("*.jpg")) or test_images
     load_start = load_average()

@@ -71,6 +71,19 @@ def pick_model(settings, model_root: Path):
     return None
 
 
+
+def pick_or_train(settings, model_root: Path | None = None):
+    """pick_model, after training the small detector into `model_root` (default:
+    outputs/benchmarks/serve-model) the first time there is no champion with an ONNX export."""
+    model_root = model_root or settings.outputs_dir / "benchmarks" / "serve-model"
+    picked = pick_model(settings, model_root)
+    if picked is None:
+        print(f"no champion with an ONNX export: training a small detector into {model_root} (once)", flush=True)
+        train_model(model_root, settings)
+        picked = pick_model(settings, model_root)
+        assert picked is not None
+    return picked
+
 def train_model(model_root: Path, settings) -> None:
     """Train, export and register the small detector into its own root (once; reused afterwards)."""
     from visionops import registry
@@ -174,14 +187,7 @@ def main() -> int:
     from visionops.settings import get_settings
 
     settings = get_settings(threads=args.threads)
-    model_root = settings.outputs_dir / "benchmarks" / "serve-model"
-    picked = pick_model(settings, model_root)
-    if picked is None:
-        print(f"no champion with an ONNX export: training a small detector into {model_root} (once)", flush=True)
-        train_model(model_root, settings)
-        picked = pick_model(settings, model_root)
-        assert picked is not None
-    s, ref, folder, images = picked
+    s, ref, folder, images = pick_or_train(settings)
     s = s.with_overrides(threads=args.threads)  # the server gets the same thread count (VISIONOPS_THREADS)
     print(f"model {ref.name} v{ref.version} from {s.outputs_dir} ({len(images)} test images)", flush=True)
     raw = [p.read_bytes() for p in images]
